@@ -1,0 +1,23 @@
+# r1cli: the two set-up commands of the README, and a few more.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-fast bench clean
+
+install:            ## create .venv with torch (CPU or CUDA build, detected) and r1cli
+	VENV=$(VENV) scripts/install.sh
+
+demo: install       ## the main job on the embedded default model (SmolLM2-135M)
+	$(BIN)/r1 data arithmetic -n 8 | $(BIN)/r1 rollout -m smollm2-135m -n 4 --max-new-tokens 128
+
+test: install       ## the whole test suite (CPU, no network; a few minutes)
+	$(BIN)/python -m pytest
+
+test-fast:          ## the suite without the real-model end-to-end tests
+	$(BIN)/python -m pytest -m "not slow"
+
+bench:              ## benchmarks (print tables; minutes each)
+	$(BIN)/python benchmarks/rollout.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

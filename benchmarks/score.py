@@ -1,0 +1,198 @@
+r"""Scoring throughput: `r1 score`'s engine against a sequential math-verify loop, in the same run.
+
+    python benchmarks/score.py [--count 20000] [--workers N] [--timeout 5] [--no-affinity-run]
+
+Completions are built from the package's own arithmetic tasks (`r1cli.tasks.generate`), in GRPO
+groups of 8 samples per prompt: a reasoning part, then the answer in \boxed{}, in <answer> tags
+or as plain text; the value written as 12, 12.0, 12.00, \frac{24}{2}, $12$ or 12.; about half
+of the fresh answers wrong; 30% of the samples repeat an earlier sample's answer of their group;
+1% adversarial answers (a power tower 10^{10^{10^{10}}}, a 50-deep nested fraction, a 1 MB
+number, an unbalanced \boxed{).
+
+- **engine**: `score_records(records, [accuracy], workers=default)`: the `r1 score` engine
+  (process pool, per-record timeout, order kept, repeated answers routed to the worker that
+  has their verdict cached). Latency is a record's scoring time in its worker (or until its
+  worker was killed at the timeout).
+- **baseline**: `math_verify.verify(parse(gold), parse(pred))` per record in one loop, as open-r1's
+  accuracy reward does, given the same extracted prediction strings (no extraction cost; a
+  completion without an extractable answer scores 0 without math-verify).
+
+math-verify is imported before either is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+
+NESTED = "1"
+for _ in range(50):
+    NESTED = r"\frac{1}{" + NESTED + "}"
+ADVERSARIAL = {
+    "tower": r"\boxed{10^{10^{10^{10}}}}",
+    "nested": "<answer>" + NESTED + "</answer>",
+    "1 MB": r"\boxed{" + "9" * 1_000_000 + "}",
+    "unbalanced": r"so the answer is \boxed{12",
+}
+WORDS = ("first", "we", "compute", "the", "sum", "then", "multiply", "carefully", "check", "so", "result", "is",
+         "step", "wait", "let", "me", "verify", "again", "this", "gives")
+
+
+def forms(value: int, rng: random.Random) -> str:
+    """One of several spellings of the integer `value`."""
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    k = rng.randint(2, 4)
+    return rng.choice([
+        f"{value}", f"{value}.0", f"{value}.00", f"{sign}\\frac{{{v * k}}}{{{k}}}", f"${value}$", f"{value}.",
+    ])
+
+
+def completion(answer_text: str, container: str, prompt: str, rng: random.Random) -> str:
+    think = f"<think>We need to {prompt[0].lower()}{prompt[1:]} " + " ".join(
+        rng.choice(WORDS) for _ in range(rng.randint(40, 300))) + "</think>\n"
+    if container == "boxed":
+        return think + f"So the answer is \\boxed{{{answer_text}}}."
+    if container == "tags":
+        return think + f"<answer>{answer_text}</answer>"
+    return think + f"The answer is {answer_text}."
+
+
+def build(count: int, seed: int, group: int = 8, repeat: float = 0.3, adversarial: float = 0.01) -> list[dict]:
+    from r1cli.tasks import generate
+
+    rng = random.Random(seed)
+    prompts = []
+    for difficulty in range(1, 6):
+        prompts += list(generate("arithmetic", count // group // 5 + 1, seed=seed + difficulty, difficulty=difficulty))
+    rng.shuffle(prompts)
+    records: list[dict] = []
+    n_adv = int(count * adversarial)
+    adv_at = set(rng.sample(range(count), n_adv))
+    kinds = list(ADVERSARIAL)
+    for p in prompts:
+        tails: list[str] = []
+        for s in range(group):
+            i = len(records)
+            if i >= count:
+                return records
+            gold = int(p["answer"])
+            if i in adv_at:
+                kind = kinds[len([j for j in adv_at if j < i]) % len(kinds)]
+                text, label = completion("", "plain", p["prompt"], rng).rsplit("The answer", 1)[0] + ADVERSARIAL[kind], kind
+            elif tails and rng.random() < repeat:
+                tail = rng.choice(tails)
+                text, label = completion("", "plain", p["prompt"], rng).rsplit("The answer", 1)[0] + tail, "repeat"
+            else:
+                value = gold if rng.random() < 0.5 else gold + rng.choice([-10, -3, -2, -1, 1, 2, 5, 7, 10])
+                container = rng.choices(["boxed", "tags", "plain"], weights=[45, 45, 10])[0]
+                text = completion(forms(value, rng), container, p["prompt"], rng)
+                tails.append(text.split("</think>\n", 1)[1])
+                label = "fresh"
+            records.append({**p, "sample": s, "completion": text, "kind": label})
+    return records
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+
+
+def run_engine(records: list[dict], workers: int | None, timeout: float, affinity: bool) -> dict:
+    from r1cli import rewards
+    from r1cli.scoring import ScoreStats, score_records
+
+    stats = ScoreStats(latencies=[])
+    start = time.perf_counter()
+    verdicts = [r["rewards"]["accuracy"] for r in
+                score_records(records, rewards.resolve(["accuracy"]), workers=workers, timeout=timeout, stats=stats,
+                              affinity=affinity)]
+    wall = time.perf_counter() - start
+    return {"wall": wall, "lat": stats.latencies, "verdicts": verdicts, "timed_out": stats.timed_out}
+
+
+def run_baseline(records: list[dict], preds: list[str | None]) -> dict:
+    from math_verify import parse, verify
+
+    lat, verdicts = [], []
+    start = time.perf_counter()
+    for record, pred in zip(records, preds):
+        t = time.perf_counter()
+        ok = False if pred is None else bool(verify(parse(record["answer"]), parse(pred)))
+        lat.append(time.perf_counter() - t)
+        verdicts.append(1.0 if ok else 0.0)
+    return {"wall": time.perf_counter() - start, "lat": lat, "verdicts": verdicts, "timed_out": 0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=20_000, help="completions to score")
+    ap.add_argument("--workers", type=int, default=None, help="engine workers (default: one per CPU)")
+    ap.add_argument("--timeout", type=float, default=5.0, help="engine per-record timeout, seconds")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--adversarial", type=float, default=0.01, help="share of adversarial answers")
+    ap.add_argument("--repeat", type=float, default=0.3, help="share of samples repeating an answer of their group")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the sequential math-verify loop")
+    ap.add_argument("--no-affinity-run", action="store_true", help="skip the engine run without cache routing")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # one "Timeout during …" line per slow parse
+    import math_verify  # noqa: F401  imported before anything is timed
+
+    from r1cli.rewards.accuracy import extract_pred
+    from r1cli.scoring import default_workers
+
+    t = time.perf_counter()
+    records = build(args.count, args.seed, repeat=args.repeat, adversarial=args.adversarial)
+    preds = [extract_pred(r["completion"], r) for r in records]
+    kinds = [r["kind"] for r in records]
+    print(f"built {len(records):,} completions in {time.perf_counter() - t:.1f} s: "
+          + ", ".join(f"{k} {kinds.count(k):,}" for k in sorted(set(kinds))), file=sys.stderr)
+    workers = args.workers if args.workers is not None else default_workers()
+
+    results = {}
+    results[f"r1 engine ({workers} workers)"] = run_engine(records, args.workers, args.timeout, affinity=True)
+    print("engine done", file=sys.stderr)
+    if not args.no_affinity_run:
+        results[f"r1 engine ({workers} workers, no cache routing)"] = run_engine(
+            records, args.workers, args.timeout, affinity=False)
+        print("engine without routing done", file=sys.stderr)
+    if not args.no_baseline:
+        results["baseline: verify(parse(gold), parse(pred)) loop"] = run_baseline(records, preds)
+        print("baseline done", file=sys.stderr)
+
+    base = results.get("baseline: verify(parse(gold), parse(pred)) loop")
+    print(f"\n{len(records):,} completions, {os.cpu_count()} CPUs, timeout {args.timeout:g} s\n")
+    print("| scorer | wall s | records/s | p50 ms | p99 ms | max ms | over timeout | timed out | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        over = sum(x > args.timeout for x in r["lat"])
+        speed = f"{base['wall'] / r['wall']:.2f}×" if base else "-"
+        print(f"| {name} | {r['wall']:.1f} | {len(records) / r['wall']:,.0f} | {1000 * statistics.median(r['lat']):.2f} "
+              f"| {1000 * pct(r['lat'], 0.99):.1f} | {1000 * max(r['lat']):,.0f} | {over} | {r['timed_out']} | {speed} |")
+    if base:
+        engine = next(iter(results.values()))
+        clean = [i for i, k in enumerate(kinds) if k in ("fresh", "repeat")]
+        agree = sum(engine["verdicts"][i] == base["verdicts"][i] for i in clean)
+        print(f"\nverdicts agree on {agree:,} of {len(clean):,} non-adversarial completions"
+              f" ({100 * agree / len(clean):.1f}%)")
+        by_kind = {}
+        for k in sorted(set(kinds)):
+            idx = [i for i, kk in enumerate(kinds) if kk == k]
+            by_kind[k] = idx
+        print("\n| kind | n | baseline s total | engine: accuracy values |")
+        print("|---|---:|---:|---|")
+        for k, idx in by_kind.items():
+            vals = [engine["verdicts"][i] for i in idx]
+            summary = ", ".join(f"{v}: {vals.count(v)}" for v in sorted(set(vals), key=str))
+            print(f"| {k} | {len(idx):,} | {sum(base['lat'][i] for i in idx):.1f} | {summary} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The `r1` command: every command is registered here, in one place."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from r1cli import __version__
+from r1cli.cli._common import reports_errors
+from r1cli.cli.data import data_app
+from r1cli.cli.rollout import rollout_cmd
+from r1cli.cli.score import score_cmd
+
+app = typer.Typer(
+    name="r1",
+    help="The DeepSeek-R1 training recipe as composable Unix commands. JSONL in, JSONL out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"r1 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """The DeepSeek-R1 training recipe as composable Unix commands. JSONL in, JSONL out.
+
+    \b
+        r1 data arithmetic -n 8 | r1 rollout -m smollm2-135m -n 4 > rollouts.jsonl
+    """
+
+
+app.add_typer(data_app, name="data")
+for _name, _fn in {
+    "rollout": rollout_cmd,
+    "score": score_cmd,
+}.items():
+    app.command(_name)(reports_errors(_fn))
+
+
+def main() -> None:
+    """Console-script entry point: `r1`."""
+    try:
+        app()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe() -> None:
+    # The reader went away (`r1 … | head -1`): exit quietly. Point stdout at /dev/null so the
+    # interpreter's final flush does not print "Exception ignored … BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)

@@ -1,0 +1,143 @@
+"""`r1 score`: attach rewards to completion records."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from contextlib import closing
+from typing import Annotated, Any
+
+import typer
+
+from r1cli.cli._common import InputArg, OutputOpt, QuietOpt, ResumeOpt, SplitOpt, err, progress_bar, summary
+
+DEFAULT_REWARDS = ("accuracy", "format")
+
+RewardOpt = Annotated[
+    list[str] | None,
+    typer.Option("--reward", "-r", metavar="NAME[:WEIGHT]",
+                 help="Reward to compute, with its weight in `reward`; repeatable (default: accuracy, format)."),
+]
+RewardArgOpt = Annotated[
+    list[str] | None,
+    typer.Option("--reward-arg", metavar="NAME.KEY=VALUE",
+                 help="A reward's parameter, e.g. accuracy.fallback=last-number; repeatable (see --list)."),
+]
+LanguageOpt = Annotated[
+    str | None,
+    typer.Option("--language", metavar="CODE",
+                 help="Target language of the language reward (en, zh, …; default: the prompt's language)."),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=0,
+                 help="Worker processes (default: one per CPU). 0 scores in this process, without "
+                      "--timeout: for debugging."),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", min=0.001,
+                 help="Seconds a record may take; past it its worker is killed, the rewards not done are "
+                      "null and the record gets a `score_error`."),
+]
+
+
+def score_cmd(
+    path: InputArg = "-",
+    reward: RewardOpt = None,
+    reward_arg: RewardArgOpt = None,
+    language: LanguageOpt = None,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed JSON lines (counted) instead of failing.")] = False,
+    list_rewards: Annotated[bool, typer.Option("--list", help="List the rewards and their parameters, then exit.")] = False,
+    split: SplitOpt = None,
+    output: OutputOpt = "-",
+    resume: ResumeOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score completions: add `rewards`, `reward` (their weighted sum) and `pred` to every record.
+
+    A reward that cannot be computed is null, never 0: a record without the field a reward needs
+    (`answer` for accuracy on math) gets null for that reward, and the summary counts it. A record
+    without `completion` is an error. Output order is input order.
+
+    \b
+        r1 rollout prompts.jsonl -n 16 | r1 score -r accuracy -r format:0.5 > scored.jsonl
+        r1 score rollouts.jsonl -r accuracy -r language --language en -o scored.jsonl --resume
+        r1 score --list
+    """
+    from r1cli import rewards
+    from r1cli.io import iter_records, open_output
+    from r1cli.scoring import ScoreStats, score_located
+
+    if list_rewards:
+        _print_rewards(rewards.describe())
+        return
+    if resume and output == "-":
+        raise typer.BadParameter("--resume needs -o FILE (records already there are kept)", param_hint="--resume")
+    specs = list(reward or DEFAULT_REWARDS)
+    fns = rewards.resolve(specs, _reward_params(reward_arg or [], language, [rewards.parse_spec(s)[0] for s in specs]))
+    skipped: list[str] = []
+    stats = ScoreStats()
+    start = time.perf_counter()
+    with open_output(output, resume=resume) as sink:
+        done = sink.resume_records()
+        located = itertools.islice(iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped), done, None)
+        scored = score_located(located, fns, workers=workers, timeout=timeout, stats=stats)
+        with closing(scored), progress_bar("scoring", total=None, quiet=quiet) as bar:
+            for record in scored:
+                sink.write(record)
+                bar.update(advance=1)
+    elapsed = time.perf_counter() - start
+    for (field, name), count in sorted(stats.missing.items()):
+        if field != "completion":
+            err.print(f"Warning: {count:,} records lack '{field}', which {name} needs: scored null",
+                      markup=False, soft_wrap=True)
+    summary(_summary(stats, len(skipped), done, elapsed), quiet=quiet)
+
+
+def _reward_params(args: list[str], language: str | None, selected: list[str]) -> dict[str, dict[str, Any]]:
+    """{reward: {parameter: text}} from --reward-arg NAME.KEY=VALUE and --language."""
+    params: dict[str, dict[str, Any]] = {}
+    for arg in args:
+        target, eq, value = arg.partition("=")
+        name, dot, key = target.partition(".")
+        if not eq or not dot or not name.strip() or not key.strip():
+            raise typer.BadParameter(f"'{arg}' is not NAME.KEY=VALUE (e.g. accuracy.fallback=last-number)",
+                                     param_hint="--reward-arg")
+        params.setdefault(name.strip(), {})[key.strip()] = value
+    if language is not None:
+        if "language" not in selected:
+            raise typer.BadParameter("--language sets the language reward's target: add -r language",
+                                     param_hint="--language")
+        params.setdefault("language", {})["language"] = language
+    return params
+
+
+def _summary(stats: Any, skipped: int, resumed: int, elapsed: float) -> str:
+    parts = [f"{stats.unscorable:,} unscorable", f"{stats.timed_out:,} timed out"]
+    if stats.failed:
+        parts.append(f"{stats.failed:,} failed")
+    if skipped:
+        parts.append(f"{skipped:,} invalid lines skipped")
+    if resumed:
+        parts.append(f"{resumed:,} already done")
+    rate = stats.records / max(elapsed, 1e-9)
+    return f"scored {stats.records:,} completions ({', '.join(parts)}) in {elapsed:.1f} s ({rate:,.0f}/s)"
+
+
+def _print_rewards(described: list[dict[str, Any]]) -> None:
+    """The reward table, on stdout: it is what --list was asked for."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("reward", "parameters (default)", "needs", "summary"):
+        table.add_column(column, overflow="fold")
+    for entry in described:
+        params = "\n".join(f"{p['name']}: {p['type']} = {p['default']!r}" for p in entry["params"]) or "-"
+        needs = entry["needs"]
+        table.add_row(entry["name"], params, "per task" if needs is None else ", ".join(needs) or "-",
+                      entry["summary"])
+    Console(highlight=False).print(table)

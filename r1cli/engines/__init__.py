@@ -1,0 +1,102 @@
+"""Inference engines behind one small interface.
+
+An engine turns rendered prompts (raw text, or chat messages that the engine renders with
+the model's chat template) into completions. It knows nothing about files, records or
+rewards. Engines are looked up by name and imported lazily, so `r1 --help` never imports
+torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+from r1cli.errors import EngineUnavailable
+
+Message = dict[str, str]
+Prompt = Union[str, list[Message]]
+"""Raw text (no template is applied by the engine) or chat messages (the chat template is)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingParams:
+    """How to sample. Defaults follow R1's evaluation setting (T=0.6, top-p 0.95)."""
+
+    n: int = 1
+    max_new_tokens: int = 512
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 0  # 0 = off
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks)
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n (samples per prompt) must be ≥ 1, got {self.n}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be ≥ 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be ≥ 0 (0 = off), got {self.top_k}")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop" (EOS or a stop string) or "length"
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The n completions of one prompt."""
+
+    prompt_tokens: int
+    completions: list[Completion] = field(default_factory=list)
+
+
+class Engine(Protocol):
+    name: str
+    model_name: str
+
+    def has_chat_template(self) -> bool: ...
+
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams, *, keys: Sequence[str] | None = None
+    ) -> list[Generation]:
+        """Generate params.n completions for each prompt.
+
+        `keys` (one per prompt, e.g. the record id) make sampling per prompt: the samples of a
+        prompt depend on (seed, key, sample index), not on which other prompts share its batch.
+        """
+        ...
+
+
+def sample_seed(seed: int, key: str, sample: int) -> int:
+    """A 63-bit seed for one (prompt key, sample index) under a run seed; stable across processes."""
+    digest = hashlib.blake2b(f"{seed}\x1f{key}\x1f{sample}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+
+
+ENGINES = {
+    "hf": "r1cli.engines.hf:HFEngine",
+}
+
+
+def get_engine(name: str, model: str, **options: Any) -> Engine:
+    """Build the engine `name` for the model spec `model` (imports the engine lazily)."""
+    if name not in ENGINES:
+        raise EngineUnavailable(
+            f"unknown engine '{name}'", hint=f"choose from: {', '.join(sorted(ENGINES))}"
+        )
+    module_name, _, attr = ENGINES[name].partition(":")
+    import importlib
+
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls(model, **options)

@@ -1,0 +1,35 @@
+"""Errors the library raises. The CLI prints them as `Error: …` / `Hint: …` and exits 1."""
+
+from __future__ import annotations
+
+
+class R1Error(Exception):
+    """A failure the user can act on: a message, and optionally a hint on how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInput(R1Error):
+    """Input data is malformed or lacks a field; the message names file:line."""
+
+
+class UnknownModel(R1Error):
+    """A model spec is neither an alias, a local folder, nor a loadable hub id."""
+
+
+class UnknownReward(R1Error):
+    """A reward name is not in the registry."""
+
+
+class EngineUnavailable(R1Error):
+    """An inference engine (or its optional dependency) cannot be used here."""
+
+
+class OutputError(R1Error):
+    """The output cannot be written (disk full, permissions, a resume file that does not match)."""

@@ -1,0 +1,416 @@
+"""Record streams: read JSONL/JSON/parquet/HF datasets, write JSONL atomically, resume.
+
+Reading yields `(where, record)` pairs so every error can name `file:line`. Writing to a file
+goes through `FILE.part`, renamed to FILE when the command succeeds; `--resume` continues a
+`.part` file (or a finished FILE) after dropping its incomplete tail.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from r1cli.errors import BadInput, OutputError
+from r1cli.templates import gsm8k_answer, last_boxed
+
+Located = tuple[str, dict[str, Any]]
+
+EXTRACTORS = ("gsm8k", "boxed")
+
+
+# ---- reading --------------------------------------------------------------------------
+
+
+def iter_records(source: str = "-", *, split: str | None = None, skip_invalid: bool = False,
+                 skipped: list[str] | None = None) -> Iterator[Located]:
+    """Yield `(where, record)` from stdin ('-'), a .jsonl/.json/.parquet file, or a HF dataset name.
+
+    With `skip_invalid`, malformed lines are left out and their locations appended to `skipped`
+    instead of raising.
+    """
+    if source == "-":
+        yield from _iter_jsonl(sys.stdin.buffer, "<stdin>", skip_invalid, skipped)
+        return
+    path = Path(source)
+    if path.is_dir():
+        raise BadInput(f"{source}: is a folder, not a records file",
+                       hint="pass a .jsonl, .json or .parquet file, '-' for stdin, or a HF dataset name")
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            yield from _iter_parquet(path)
+        elif suffix == ".json":
+            yield from _iter_json(path)
+        else:
+            with open(path, "rb") as fp:
+                yield from _iter_jsonl(fp, source, skip_invalid, skipped)
+        return
+    if path.suffix.lower() not in (".jsonl", ".json", ".parquet") and _looks_like_hub_id(source):
+        name, _, config = source.partition(":")
+        yield from _iter_dataset(name, config or None, split or "train")
+        return
+    raise BadInput(f"{source}: no such file", hint="check the path, or use '-' to read stdin")
+
+
+def read_records(source: str = "-", **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Records only, without their locations."""
+    for _, record in iter_records(source, **kwargs):
+        yield record
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    """'gsm8k', 'openai/gsm8k' or 'openai/gsm8k:main' (a config after the colon)."""
+    parts = source.partition(":")[0].split("/")
+    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and " " not in source
+
+
+def _iter_jsonl(fp: IO[bytes], name: str, skip_invalid: bool, skipped: list[str] | None) -> Iterator[Located]:
+    for lineno, raw in enumerate(fp, start=1):
+        where = f"{name}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = BadInput(f"{where}: not UTF-8 (byte {exc.start + 1} of the line)",
+                               hint="re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8")
+            if _skip(problem, where, skip_invalid, skipped):
+                continue
+            raise problem from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problem = BadInput(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})",
+                               hint="each line must be one JSON object; fix or remove the line"
+                               + ("" if skip_invalid else ", or pass --skip-invalid"))
+            if _skip(problem, where, skip_invalid, skipped):
+                continue
+            raise problem from None
+        if not isinstance(record, dict):
+            problem = BadInput(f"{where}: expected a JSON object, got {_json_type(record)}",
+                               hint='each line must be an object such as {"prompt": "..."}')
+            if _skip(problem, where, skip_invalid, skipped):
+                continue
+            raise problem
+        yield where, record
+
+
+def _skip(problem: BadInput, where: str, skip_invalid: bool, skipped: list[str] | None) -> bool:
+    if skip_invalid and skipped is not None:
+        skipped.append(where)
+    return skip_invalid
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _iter_json(path: Path) -> Iterator[Located]:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8", hint="re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})",
+                       hint="a .json file must hold one array of objects (use .jsonl for one object per line)") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise BadInput(f"{path}: expected an array of objects, got {_json_type(data)}")
+    for i, record in enumerate(data):
+        where = f"{path}:item {i}"
+        if not isinstance(record, dict):
+            raise BadInput(f"{where}: expected a JSON object, got {_json_type(record)}")
+        yield where, record
+
+
+def _iter_parquet(path: Path) -> Iterator[Located]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise BadInput(f"{path}: not a readable parquet file ({exc})") from None
+    row = 0
+    for batch in table.iter_batches(batch_size=1024):
+        for record in batch.to_pylist():
+            yield f"{path}:row {row}", record
+            row += 1
+
+
+def _iter_dataset(name: str, config: str | None, split: str) -> Iterator[Located]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, config, split=split, streaming=True)
+    except Exception as exc:  # datasets raises many types (ConnectionError, DatasetNotFoundError, ValueError…)
+        raise BadInput(
+            f"could not load dataset '{name}'" + (f" config '{config}'" if config else "")
+            + f" (split '{split}'): {type(exc).__name__}: {exc}",
+            hint="check the name and --split; without network access, save the data as a local .jsonl/.parquet file",
+        ) from None
+    for i, record in enumerate(ds):
+        yield f"{name}[{split}]:row {i}", dict(record)
+
+
+# ---- prompt records ---------------------------------------------------------------------
+
+
+def prompt_id(prompt: Any) -> str:
+    """A stable id derived from the prompt: 'p-' + 12 hex digits of its SHA-1."""
+    text = prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+    return "p-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def extract_answer(text: str, how: str) -> str | None:
+    r"""Pull a final answer out of a solution: 'gsm8k' ('#### 42') or 'boxed' (last \boxed{}).
+
+    >>> extract_answer("3 + 4 = 7\n#### 7", "gsm8k"), extract_answer(r"so \boxed{\frac{1}{2}}.", "boxed")
+    ('7', '\\frac{1}{2}')
+    """
+    if how == "gsm8k":
+        return gsm8k_answer(text)
+    if how == "boxed":
+        return last_boxed(text)
+    raise BadInput(f"unknown answer extraction '{how}'", hint=f"choose from: {', '.join(EXTRACTORS)}")
+
+
+def prepare_prompts(located: Iterable[Located], *, prompt_field: str | None = None, answer_field: str | None = None,
+                    extract: str | None = None) -> Iterator[Located]:
+    """Validate and normalise prompt records: map fields, extract answers, add a stable `id`.
+
+    Field mapping is explicit (`prompt_field`, `answer_field`): a record without `prompt` is an
+    error that names the fields the record does have. Duplicate ids are an error (samples are
+    grouped by id); a prompt that repeats without an id gets '-2', '-3'… appended.
+    """
+    if extract is not None and extract not in EXTRACTORS:
+        raise BadInput(f"unknown answer extraction '{extract}'", hint=f"choose from: {', '.join(EXTRACTORS)}")
+    pfield = prompt_field or "prompt"
+    afield = answer_field or "answer"
+    seen: dict[str, str] = {}
+    derived: dict[str, int] = {}
+    for where, record in located:
+        if pfield not in record:
+            fields = ", ".join(sorted(record)) or "none"
+            hint = (f"the record's fields are: {fields}; map one with --prompt-field"
+                    if prompt_field is None else f"the record's fields are: {fields}")
+            raise BadInput(f"{where}: no '{pfield}' field", hint=hint)
+        prompt = record[pfield]
+        if not _valid_prompt(prompt):
+            raise BadInput(f"{where}: '{pfield}' must be a non-empty string or a list of "
+                           '{"role": ..., "content": ...} messages',
+                           hint=f"got {_json_type(prompt)}")
+        out = dict(record)
+        out["prompt"] = prompt
+        if answer_field is not None or extract is not None:
+            if afield not in record:
+                raise BadInput(f"{where}: no '{afield}' field", hint=f"the record's fields are: {', '.join(sorted(record))}")
+            value = record[afield]
+            if extract is not None:
+                if not isinstance(value, str):
+                    raise BadInput(f"{where}: '{afield}' must be text to extract an answer from")
+                answer = extract_answer(value, extract)
+                if answer is None:
+                    shape = "'#### <answer>'" if extract == "gsm8k" else "'\\boxed{...}'"
+                    raise BadInput(f"{where}: no {shape} in '{afield}'",
+                                   hint="check --extract-answer matches the data set, or fix the record")
+                value = answer
+            out["answer"] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if "id" in out and out["id"] is not None:
+            rid = str(out["id"])
+        else:
+            base = prompt_id(prompt)
+            derived[base] = derived.get(base, 0) + 1
+            rid = base if derived[base] == 1 else f"{base}-{derived[base]}"
+        if rid in seen:
+            raise BadInput(f"{where}: duplicate id '{rid}' (first at {seen[rid]})",
+                           hint="ids must be unique: samples are grouped by id")
+        seen[rid] = where
+        out["id"] = rid
+        yield where, out
+
+
+def _valid_prompt(prompt: Any) -> bool:
+    if isinstance(prompt, str):
+        return bool(prompt.strip())
+    return (isinstance(prompt, list) and bool(prompt) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt))
+
+
+def load_prompts(source: str = "-", *, split: str | None = None, prompt_field: str | None = None,
+                 answer_field: str | None = None, extract_answer: str | None = None) -> Iterator[dict[str, Any]]:
+    """Prompt records from any source, validated, with stable ids."""
+    located = iter_records(source, split=split)
+    for _, record in prepare_prompts(located, prompt_field=prompt_field, answer_field=answer_field,
+                                     extract=extract_answer):
+        yield record
+
+
+# ---- writing ----------------------------------------------------------------------------
+
+
+def dumps(record: Mapping[str, Any]) -> str:
+    """One JSONL line (with the newline), UTF-8 kept as is."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+class Sink:
+    """Where a command writes its records: stdout, or FILE.part renamed to FILE at the end."""
+
+    def __init__(self, fp: IO[str], path: str | None, *, resume: bool) -> None:
+        self._fp = fp
+        self.path = path  # the .part file; None for stdout
+        self._resume = resume
+        self._good = fp.tell() if path else 0  # byte offset after the last complete write
+        self.written = 0
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._emit(dumps(record))
+
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+        text = "".join(dumps(r) for r in records)
+        if text:
+            self._emit(text)
+
+    def _emit(self, text: str) -> None:
+        if self.path is None:
+            self._fp.write(text)
+            self._fp.flush()
+            return
+        try:
+            self._fp.write(text)
+            self._fp.flush()
+        except OSError as exc:
+            self._rollback()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OutputError(f"cannot write {self.path}: {exc.strerror}",
+                                  hint="free some space (or raise the file size limit), then rerun with --resume") from None
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._good = self._fp.tell()
+        self.written += text.count("\n")
+
+    def _rollback(self) -> None:
+        """Cut the file back to its last complete write, so no partial line stays behind."""
+        try:
+            self._fp.close()
+        except OSError:
+            pass
+        try:
+            os.truncate(self.path, self._good)  # type: ignore[arg-type]
+        except OSError:
+            pass
+
+    # -- resume ------------------------------------------------------------------------
+
+    def _existing(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(end offset, record) for every complete line already in the file."""
+        assert self.path is not None
+        offset = 0
+        with open(self.path, "rb") as fp:
+            for raw in fp:
+                if not raw.endswith(b"\n"):
+                    break  # a partial last line: dropped
+                try:
+                    record = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    break  # a torn write: everything from here is redone
+                if not isinstance(record, dict):
+                    break
+                offset += len(raw)
+                yield offset, record
+
+    def _cut(self, offset: int) -> None:
+        self._fp.flush()
+        self._fp.truncate(offset)
+        self._fp.seek(offset)
+        self._good = offset
+
+    def resume_records(self) -> int:
+        """Keep the complete lines already written; return how many there are."""
+        if self.path is None or not self._resume:
+            return 0
+        count, end = 0, 0
+        for end, _ in self._existing():
+            count += 1
+        self._cut(end)
+        return count
+
+    def resume_groups(self, size: int, key: str = "id") -> set[str]:
+        """Keep the complete groups already written (records sharing `key`, `size` of them with
+        samples 0..size-1); drop an incomplete trailing group; return the complete keys."""
+        if self.path is None or not self._resume:
+            return set()
+        done: set[str] = set()
+        end = 0
+        current: str | None = None
+        samples: set[Any] = set()
+        for offset, record in self._existing():
+            k = str(record.get(key))
+            if k != current:
+                if k in done:
+                    raise OutputError(f"{self.path}: group '{k}' appears twice; this file was not written by one run",
+                                      hint="start again without --resume, or with another -o")
+                current, samples = k, set()
+            samples.add(record.get("sample"))
+            if len(samples) == size and samples == set(range(size)):
+                done.add(k)
+                end = offset
+        self._cut(end)
+        return done
+
+
+@contextmanager
+def open_output(path: str = "-", *, resume: bool = False) -> Iterator[Sink]:
+    """Open where records go. A file is written as FILE.part and renamed to FILE on success.
+
+    On an error the partial file is removed, unless `resume` is set or the run was interrupted
+    (Ctrl-C, kill): then `--resume` continues it.
+    """
+    if path == "-":
+        yield Sink(sys.stdout, None, resume=False)
+        return
+    final = Path(path)
+    part = Path(path + ".part")
+    if final.is_dir():
+        raise OutputError(f"{path}: is a folder", hint="-o takes a file path")
+    if resume and final.exists() and not part.exists():
+        os.replace(final, part)  # a finished file: continue it (new prompts may have been added)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fp = open(part, "a" if resume else "w", encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    sink = Sink(fp, str(part), resume=resume)
+    try:
+        yield sink
+    except KeyboardInterrupt:
+        _close_quietly(fp)
+        raise
+    except BaseException:
+        _close_quietly(fp)
+        if not resume:
+            part.unlink(missing_ok=True)
+        raise
+    try:
+        fp.flush()
+        os.fsync(fp.fileno())
+        fp.close()
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}",
+                          hint="free some space, then rerun with --resume") from None
+    os.replace(part, final)
+
+
+def _close_quietly(fp: IO[str]) -> None:
+    try:
+        fp.close()
+    except OSError:
+        pass

@@ -1,0 +1,178 @@
+"""Prompt templates, and parsing of <think>/<answer>/\\boxed{} in completions.
+
+A template turns a prompt record's `prompt` into what an engine consumes: raw text (the engine
+applies no template) or chat messages (the engine applies the tokenizer's chat template).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from r1cli.errors import BadInput
+
+# DeepSeek-R1 paper, Table 1: the template used to train DeepSeek-R1-Zero.
+R1_ZERO = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user "
+    "with the answer. The reasoning process and answer are enclosed within <think> </think> and "
+    "<answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
+    "<answer> answer here </answer>. User: {prompt}. Assistant:"
+)
+
+TEMPLATES = ("r1-zero", "chat", "none")
+
+
+def check_template(name: str) -> str:
+    if name not in TEMPLATES:
+        raise BadInput(f"unknown template '{name}'", hint=f"choose from: {', '.join(TEMPLATES)}")
+    return name
+
+
+def _is_messages(prompt: Any) -> bool:
+    return isinstance(prompt, list) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in prompt
+    )
+
+
+def render(prompt: str | list[dict[str, str]], template: str, *, system: str | None = None) -> str | list[dict[str, str]]:
+    """Apply `template` to a prompt: text for `r1-zero`/`none`, chat messages for `chat`.
+
+    `system` (chat only): None keeps the chat template's default system prompt, a string sets
+    it, and '' sends an empty system message so that templates that insert a default (SmolLM2,
+    Qwen2.5) do not.
+
+    >>> render("What is 2+2?", "r1-zero").endswith("User: What is 2+2?. Assistant:")
+    True
+    >>> render("Hi", "chat", system="Be brief.")
+    [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'}]
+    """
+    check_template(template)
+    if template == "chat":
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+        if system is not None:
+            messages = [m for m in messages if m["role"] != "system"]
+            messages.insert(0, {"role": "system", "content": system})
+        return messages
+    if system is not None:
+        raise BadInput(f"--system applies to --template chat, not '{template}'")
+    if not isinstance(prompt, str):
+        raise BadInput(
+            f"template '{template}' needs a text prompt, got chat messages",
+            hint="use --template chat for records whose prompt is a list of messages",
+        )
+    if template == "r1-zero":
+        return R1_ZERO.format(prompt=prompt.strip())
+    return prompt
+
+
+# ---- parsing completions -------------------------------------------------------------
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def think_part(text: str) -> str | None:
+    """The reasoning inside the first <think>…</think>, or None.
+
+    A completion produced from a prompt that ends in '<think>' has no opening tag; then the
+    text before the first '</think>' is the reasoning.
+
+    >>> think_part("<think> 2+2 is 4 </think><answer>4</answer>")
+    '2+2 is 4'
+    >>> think_part("2+2 is 4 </think> <answer>4</answer>")
+    '2+2 is 4'
+    >>> think_part("no tags") is None
+    True
+    """
+    m = _THINK.search(text)
+    if m:
+        return m.group(1).strip()
+    if "</think>" in text and "<think>" not in text:
+        return text.split("</think>", 1)[0].strip()
+    return None
+
+
+def strip_think(text: str) -> str:
+    """The text after the reasoning (everything after the last '</think>'), or the text itself.
+
+    >>> strip_think("<think>hmm</think> The answer is 4.")
+    'The answer is 4.'
+    """
+    if "</think>" in text:
+        return text.rsplit("</think>", 1)[1].strip()
+    return text.strip()
+
+
+def answer_part(text: str) -> str | None:
+    """The content of the last <answer>…</answer>, or None.
+
+    >>> answer_part("<think>x</think> <answer> 42 </answer>")
+    '42'
+    """
+    found = _ANSWER.findall(text)
+    return found[-1].strip() if found else None
+
+
+def last_boxed(text: str) -> str | None:
+    r"""The content of the last \boxed{…} (or \fbox{…}), with nested braces; None if absent or unbalanced.
+
+    >>> last_boxed(r"so \boxed{1} then \boxed{\frac{1}{2}}")
+    '\\frac{1}{2}'
+    >>> last_boxed(r"\boxed{\frac{1}{2}") is None
+    True
+    """
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    while start != -1:
+        i = text.find("{", start)
+        prefix = text[start:i] if i != -1 else ""
+        if i != -1 and prefix.rstrip() in ("\\boxed", "\\fbox"):
+            depth = 0
+            for j in range(i, len(text)):
+                c = text[j]
+                if c == "{":
+                    depth += 1
+                elif c == "}":
+                    depth -= 1
+                    if depth == 0:
+                        return text[i + 1 : j].strip()
+            return None
+        # `\boxed 5` (no braces): take the next token
+        if prefix == "\\boxed " or text.startswith("\\boxed ", start):
+            rest = text[start + len("\\boxed ") :].split()
+            return rest[0].rstrip(".$") if rest else None
+        start = max(text.rfind("\\boxed", 0, start), text.rfind("\\fbox", 0, start))
+    return None
+
+
+def extract_final_answer(text: str) -> str | None:
+    r"""The final answer of a completion: the <answer> part, else the last \boxed{}, else None.
+
+    A \boxed{} inside the <answer> part is unwrapped.
+
+    >>> extract_final_answer(r"<think>…</think><answer>\boxed{7}</answer>")
+    '7'
+    >>> extract_final_answer(r"so the answer is \boxed{3}.")
+    '3'
+    """
+    ans = answer_part(text)
+    if ans is not None:
+        inner = last_boxed(ans)
+        return inner if inner is not None else ans
+    return last_boxed(text)
+
+
+_GSM8K = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
+
+
+def gsm8k_answer(solution: str) -> str | None:
+    """The final answer of a GSM8K solution (the text after '####', commas removed).
+
+    >>> gsm8k_answer("She has 3 + 4 = 7 apples.\\n#### 1,234")
+    '1234'
+    """
+    m = _GSM8K.search(solution)
+    if not m:
+        return None
+    return m.group(1).strip().replace(",", "")

