@@ -1,6 +1,7 @@
 r"""Scoring throughput: `r1 score`'s engine against a sequential math-verify loop, in the same run.
 
     python benchmarks/score.py [--count 20000] [--workers N] [--timeout 5] [--no-affinity-run]
+                               [--adversarial 0.01] [--skip-kind tower] [--no-baseline]
 
 Completions are built from the package's own arithmetic tasks (`r1cli.tasks.generate`), in GRPO
 groups of 8 samples per prompt: a reasoning part, then the answer in \boxed{}, in <answer> tags
@@ -62,7 +63,8 @@ def completion(answer_text: str, container: str, prompt: str, rng: random.Random
     return think + f"The answer is {answer_text}."
 
 
-def build(count: int, seed: int, group: int = 8, repeat: float = 0.3, adversarial: float = 0.01) -> list[dict]:
+def build(count: int, seed: int, group: int = 8, repeat: float = 0.3, adversarial: float = 0.01,
+          kinds: tuple[str, ...] = tuple(ADVERSARIAL)) -> list[dict]:
     from r1cli.tasks import generate
 
     rng = random.Random(seed)
@@ -73,7 +75,6 @@ def build(count: int, seed: int, group: int = 8, repeat: float = 0.3, adversaria
     records: list[dict] = []
     n_adv = int(count * adversarial)
     adv_at = set(rng.sample(range(count), n_adv))
-    kinds = list(ADVERSARIAL)
     for p in prompts:
         tails: list[str] = []
         for s in range(group):
@@ -81,12 +82,12 @@ def build(count: int, seed: int, group: int = 8, repeat: float = 0.3, adversaria
             if i >= count:
                 return records
             gold = int(p["answer"])
+            reasoning = completion("", "plain", p["prompt"], rng).rsplit("The answer", 1)[0]
             if i in adv_at:
                 kind = kinds[len([j for j in adv_at if j < i]) % len(kinds)]
-                text, label = completion("", "plain", p["prompt"], rng).rsplit("The answer", 1)[0] + ADVERSARIAL[kind], kind
+                text, label = reasoning + ADVERSARIAL[kind], kind
             elif tails and rng.random() < repeat:
-                tail = rng.choice(tails)
-                text, label = completion("", "plain", p["prompt"], rng).rsplit("The answer", 1)[0] + tail, "repeat"
+                text, label = reasoning + rng.choice(tails), "repeat"
             else:
                 value = gold if rng.random() < 0.5 else gold + rng.choice([-10, -3, -2, -1, 1, 2, 5, 7, 10])
                 container = rng.choices(["boxed", "tags", "plain"], weights=[45, 45, 10])[0]
@@ -136,6 +137,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--adversarial", type=float, default=0.01, help="share of adversarial answers")
     ap.add_argument("--repeat", type=float, default=0.3, help="share of samples repeating an answer of their group")
+    ap.add_argument("--skip-kind", action="append", default=[], choices=list(ADVERSARIAL),
+                    help="leave this kind out of the adversarial answers (repeatable)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the sequential math-verify loop")
     ap.add_argument("--no-affinity-run", action="store_true", help="skip the engine run without cache routing")
     args = ap.parse_args()
@@ -149,7 +152,9 @@ def main() -> None:
     from r1cli.scoring import default_workers
 
     t = time.perf_counter()
-    records = build(args.count, args.seed, repeat=args.repeat, adversarial=args.adversarial)
+    adv_kinds = tuple(k for k in ADVERSARIAL if k not in args.skip_kind)
+    records = build(args.count, args.seed, repeat=args.repeat, adversarial=args.adversarial if adv_kinds else 0.0,
+                    kinds=adv_kinds or tuple(ADVERSARIAL))
     preds = [extract_pred(r["completion"], r) for r in records]
     kinds = [r["kind"] for r in records]
     print(f"built {len(records):,} completions in {time.perf_counter() - t:.1f} s: "
@@ -169,13 +174,14 @@ def main() -> None:
 
     base = results.get("baseline: verify(parse(gold), parse(pred)) loop")
     print(f"\n{len(records):,} completions, {os.cpu_count()} CPUs, timeout {args.timeout:g} s\n")
-    print("| scorer | wall s | records/s | p50 ms | p99 ms | max ms | over timeout | timed out | speed-up |")
+    print("| scorer | wall s | records/s | p50 ms | p99 ms | max ms | > timeout + 0.1 s | timed out | speed-up |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
-        over = sum(x > args.timeout for x in r["lat"])
+        over = sum(x > args.timeout + 0.1 for x in r["lat"])
         speed = f"{base['wall'] / r['wall']:.2f}×" if base else "-"
-        print(f"| {name} | {r['wall']:.1f} | {len(records) / r['wall']:,.0f} | {1000 * statistics.median(r['lat']):.2f} "
-              f"| {1000 * pct(r['lat'], 0.99):.1f} | {1000 * max(r['lat']):,.0f} | {over} | {r['timed_out']} | {speed} |")
+        ms = [1000 * statistics.median(r["lat"]), 1000 * pct(r["lat"], 0.99), 1000 * max(r["lat"])]
+        print(f"| {name} | {r['wall']:.1f} | {len(records) / r['wall']:,.0f} | {ms[0]:.2f} | {ms[1]:.1f} "
+              f"| {ms[2]:,.0f} | {over} | {r['timed_out']} | {speed} |")
     if base:
         engine = next(iter(results.values()))
         clean = [i for i, k in enumerate(kinds) if k in ("fresh", "repeat")]

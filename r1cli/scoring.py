@@ -6,6 +6,8 @@ r"""Score completion records with reward functions: worker processes, per-record
 >>> recs = [{"completion": "<think>2+2</think><answer>4</answer>", "answer": "4"}]
 >>> [(r["rewards"], r["reward"], r["pred"]) for r in score_records(recs, rewards.resolve(["accuracy", "format:0.5"]))]
 [({'accuracy': 1.0, 'format': 1.0}, 1.5, '4')]
+>>> [r["rewards"] for r in score_records(recs, ["tags"], workers=0)]
+[{'tags': 1.0}]
 
 How it works, and why:
 
@@ -120,7 +122,7 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def score_records(records: Iterable[Mapping[str, Any]], rewards: Sequence[Reward], *, workers: int | None = None,
+def score_records(records: Iterable[Mapping[str, Any]], rewards: Sequence[Reward | str], *, workers: int | None = None,
                   timeout: float = TIMEOUT_S, window: int | None = None, stats: ScoreStats | None = None,
                   affinity: bool = True) -> Iterator[dict[str, Any]]:
     """Scored records, in input order: each record + ``rewards``, ``reward``, ``pred`` (see `score_located`).
@@ -133,7 +135,7 @@ def score_records(records: Iterable[Mapping[str, Any]], rewards: Sequence[Reward
                          affinity=affinity)
 
 
-def score_located(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: Sequence[Reward], *,
+def score_located(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: Sequence[Reward | str], *,
                   workers: int | None = None, timeout: float = TIMEOUT_S, window: int | None = None,
                   stats: ScoreStats | None = None, affinity: bool = True) -> Iterator[dict[str, Any]]:
     """Score `(where, record)` pairs; yield the scored records in input order.
@@ -143,12 +145,14 @@ def score_located(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: Seq
     reward extracts one) — as `rewards.score_record` — plus ``score_error`` when a reward timed
     out, raised, or its worker died: the rewards not computed are then null.
 
-    `workers`: processes (default: the CPUs available); 0 scores in this process, without the
+    `rewards`: built rewards (`rewards.resolve`), or specs (``"format:0.5"``) resolved with
+    default parameters. `workers`: processes (default: the CPUs available); 0 scores in this process, without the
     per-record timeout (for debugging: breakpoints, profilers). `timeout`: seconds a record may
     take; past it the worker is killed and replaced. `window`: most records in flight (default
-    `WINDOW`; fewer when their completions pass `WINDOW_BYTES`). `affinity`: route repeated answers to the same worker (verdict
-    cache hits). A record without a text `completion` raises BadInput naming `where`; so does a
-    reward's own R1Error (e.g. an unknown task).
+    `WINDOW`; fewer when their completions pass `WINDOW_BYTES`). `affinity`: score the records
+    of one (task, gold answer) in one worker (`route_key`: cache hits). A record without a text
+    `completion` raises BadInput naming `where`; so does a reward's own R1Error (e.g. an
+    unknown task).
     """
     if timeout <= 0 or not math.isfinite(timeout):
         raise R1Error(f"timeout must be a positive number of seconds, got {timeout}")
@@ -157,7 +161,11 @@ def score_located(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: Seq
         raise R1Error(f"workers must be 0 (in this process) or more, got {n}")
     stats = stats if stats is not None else ScoreStats()
     rewards = list(rewards)
-    if n == 0:
+    if any(isinstance(r, str) for r in rewards):  # specs such as "format:0.5", for notebooks
+        from r1cli.rewards import resolve
+
+        rewards = resolve([str(r) for r in rewards])
+    if n == 0 or not hasattr(os, "fork"):  # no fork (Windows): scored in this process
         return _in_process(located, rewards, stats)
     return _pooled(located, rewards, n, timeout, window or WINDOW, stats, affinity)
 
@@ -170,7 +178,7 @@ def check_record(where: str, record: Mapping[str, Any]) -> str:
     if record.get("completion") is None:
         fields = ", ".join(sorted(record)) or "none"
         raise BadInput(f"{where}: no 'completion' field",
-                       hint=f"r1 score reads rollout records (the output of r1 rollout); this record's fields are: {fields}")
+                       hint=f"r1 score reads rollout records (r1 rollout's output); this record's fields are: {fields}")
     text = completion_text(record["completion"])
     if text is None:
         raise BadInput(f"{where}: 'completion' must be text or a list of chat messages",
@@ -210,7 +218,8 @@ def extract_pred(text: str, record: Mapping[str, Any], rewards: Sequence[Reward]
     return None
 
 
-def _values(record: Mapping[str, Any], rewards: Sequence[Reward], progress: memoryview | None = None) -> tuple[list[float | None], str | None, str | None]:
+def _values(record: Mapping[str, Any], rewards: Sequence[Reward],
+            progress: memoryview | None = None) -> tuple[list[float | None], str | None, str | None]:
     """(reward values, pred or None, error note or None) for one record.
 
     A reward that raises an R1Error stops the run (bad data: the message must reach the user);
@@ -674,8 +683,8 @@ class _Pool:
         busy = [w for w in self.workers if w.sent]
         deadline = min((w.started + self.timeout for w in busy), default=None)
         limit = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if fd is not None:  # a wake-up lost to a race would cost at most this
-            limit = 1.0 if limit is None else min(limit, 1.0)
+        # Never asleep for long: a wake-up lost to a race with the input thread costs at most 1 s.
+        limit = 1.0 if limit is None else min(limit, 1.0)
         ready = {key.data for key, _ in self.selector.select(limit)}
         if -1 in ready and feeder is not None:
             feeder.clear_wakeups()

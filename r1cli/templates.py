@@ -69,10 +69,6 @@ def render(prompt: str | list[dict[str, str]], template: str, *, system: str | N
 
 # ---- parsing completions -------------------------------------------------------------
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
 def think_part(text: str) -> str | None:
     """The reasoning inside the first <think>…</think>, or None.
 
@@ -86,10 +82,13 @@ def think_part(text: str) -> str | None:
     >>> think_part("no tags") is None
     True
     """
-    m = _THINK.search(text)
-    if m:
-        return m.group(1).strip()
-    if "</think>" in text and "<think>" not in text:
+    # str.find, not a lazy regex: `<think>` repeated without a closing tag made the regex
+    # quadratic (seconds on 64 KB of model output)
+    start = text.find("<think>")
+    if start != -1:
+        end = text.find("</think>", start + 7)
+        return text[start + 7 : end].strip() if end != -1 else None
+    if "</think>" in text:
         return text.split("</think>", 1)[0].strip()
     return None
 
@@ -111,8 +110,14 @@ def answer_part(text: str) -> str | None:
     >>> answer_part("<think>x</think> <answer> 42 </answer>")
     '42'
     """
-    found = _ANSWER.findall(text)
-    return found[-1].strip() if found else None
+    end = text.rfind("</answer>")
+    if end == -1:
+        return None
+    start = text.rfind("<answer>", 0, end)
+    return text[start + 8 : end].strip() if start != -1 else None
+
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed\s+([^\s{$]+)")
 
 
 def last_boxed(text: str) -> str | None:
@@ -122,27 +127,25 @@ def last_boxed(text: str) -> str | None:
     '\\frac{1}{2}'
     >>> last_boxed(r"\boxed{\frac{1}{2}") is None
     True
+    >>> last_boxed(r"\boxed 5.")
+    '5'
     """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    while start != -1:
-        i = text.find("{", start)
-        prefix = text[start:i] if i != -1 else ""
-        if i != -1 and prefix.rstrip() in ("\\boxed", "\\fbox"):
-            depth = 0
-            for j in range(i, len(text)):
-                c = text[j]
-                if c == "{":
-                    depth += 1
-                elif c == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1 : j].strip()
-            return None
-        # `\boxed 5` (no braces): take the next token
-        if prefix == "\\boxed " or text.startswith("\\boxed ", start):
-            rest = text[start + len("\\boxed ") :].split()
-            return rest[0].rstrip(".$") if rest else None
-        start = max(text.rfind("\\boxed", 0, start), text.rfind("\\fbox", 0, start))
+    last = None
+    for last in _BOXED.finditer(text):
+        pass
+    if last is None:
+        return None
+    if last.group(1) is not None:  # `\boxed 5`: no braces, the next token
+        return last.group(1).rstrip(".,;")
+    depth = 0
+    for j in range(last.end() - 1, len(text)):
+        c = text[j]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[last.end() : j].strip()
     return None
 
 

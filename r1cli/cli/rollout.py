@@ -30,7 +30,7 @@ def rollout_cmd(
     top_p: TopPOpt = 0.95,
     top_k: TopKOpt = 0,
     seed: SeedOpt = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences generated together.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences generated together.")] = 64,
     template: TemplateOpt = None,
     system: SystemOpt = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,

@@ -42,6 +42,12 @@ TimeoutOpt = Annotated[
 ]
 
 
+SkipInvalidOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="Skip malformed JSON lines (counted in the summary) instead of failing.")
+]
+ListOpt = Annotated[bool, typer.Option("--list", help="List the rewards and their parameters, then exit.")]
+
+
 def score_cmd(
     path: InputArg = "-",
     reward: RewardOpt = None,
@@ -49,8 +55,8 @@ def score_cmd(
     language: LanguageOpt = None,
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 5.0,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed JSON lines (counted) instead of failing.")] = False,
-    list_rewards: Annotated[bool, typer.Option("--list", help="List the rewards and their parameters, then exit.")] = False,
+    skip_invalid: SkipInvalidOpt = False,
+    list_rewards: ListOpt = False,
     split: SplitOpt = None,
     output: OutputOpt = "-",
     resume: ResumeOpt = False,
@@ -59,8 +65,9 @@ def score_cmd(
     """Score completions: add `rewards`, `reward` (their weighted sum) and `pred` to every record.
 
     A reward that cannot be computed is null, never 0: a record without the field a reward needs
-    (`answer` for accuracy on math) gets null for that reward, and the summary counts it. A record
-    without `completion` is an error. Output order is input order.
+    (`answer` for accuracy on math) gets null for it, counted in the summary. A record without
+    `completion` is an error. A record past --timeout, or whose reward crashed, gets null for the
+    rewards not computed and a `score_error` note. Output order is input order.
 
     \b
         r1 rollout prompts.jsonl -n 16 | r1 score -r accuracy -r format:0.5 > scored.jsonl
@@ -83,7 +90,8 @@ def score_cmd(
     start = time.perf_counter()
     with open_output(output, resume=resume) as sink:
         done = sink.resume_records()
-        located = itertools.islice(iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped), done, None)
+        records = iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped)
+        located = itertools.islice(records, done, None)  # scoring is 1:1 and keeps order
         scored = score_located(located, fns, workers=workers, timeout=timeout, stats=stats)
         with closing(scored), progress_bar("scoring", total=None, quiet=quiet) as bar:
             for record in scored:
