@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--stops", default="forced,eos", help="which runs: forced, eos, or both (default)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "STOP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -107,7 +108,7 @@ def main() -> None:
     resolve_model("smollm2-135m")  # convert once, outside the timings
     flops = {dtype: matmul_flops(dtype) for dtype in ("float32", "bfloat16")}
     rows = []
-    for stop in ("forced", "eos"):
+    for stop in args.stops.split(","):
         for kind in ("naive", "r1-fp32", "r1"):
             cmd = [sys.executable, __file__, "--child", kind, stop, "--prompts", str(args.prompts), "--samples",
                    str(args.samples), "--new-tokens", str(args.new_tokens), "--batch-size", str(args.batch_size)]

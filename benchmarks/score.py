@@ -2,6 +2,7 @@ r"""Scoring throughput: `r1 score`'s engine against a sequential math-verify loo
 
     python benchmarks/score.py [--count 20000] [--workers N] [--timeout 5] [--no-affinity-run]
                                [--adversarial 0.01] [--skip-kind tower] [--no-baseline]
+                               [--no-literal-shortcut]
 
 Completions are built from the package's own arithmetic tasks (`r1cli.tasks.generate`), in GRPO
 groups of 8 samples per prompt: a reasoning part, then the answer in \boxed{}, in <answer> tags
@@ -13,7 +14,9 @@ number, an unbalanced \boxed{).
 - **engine**: `score_records(records, [accuracy], workers=default)`: the `r1 score` engine
   (process pool, per-record timeout, order kept, repeated answers routed to the worker that
   has their verdict cached). Latency is a record's scoring time in its worker (or until its
-  worker was killed at the timeout).
+  worker was killed at the timeout). Integer and fraction literals (all of this benchmark's
+  non-adversarial answers) are compared exactly without math-verify; `--no-literal-shortcut`
+  sends every answer through math-verify, to measure the pool on math-verify-bound work.
 - **baseline**: `math_verify.verify(parse(gold), parse(pred))` per record in one loop, as open-r1's
   accuracy reward does, given the same extracted prediction strings (no extraction cost; a
   completion without an extractable answer scores 0 without math-verify).
@@ -141,6 +144,8 @@ def main() -> None:
                     help="leave this kind out of the adversarial answers (repeatable)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the sequential math-verify loop")
     ap.add_argument("--no-affinity-run", action="store_true", help="skip the engine run without cache routing")
+    ap.add_argument("--no-literal-shortcut", action="store_true",
+                    help="engine: judge integer and fraction literals with math-verify too")
     args = ap.parse_args()
 
     import logging
@@ -148,8 +153,12 @@ def main() -> None:
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # one "Timeout during …" line per slow parse
     import math_verify  # noqa: F401  imported before anything is timed
 
+    from r1cli.rewards import accuracy
     from r1cli.rewards.accuracy import extract_pred
     from r1cli.scoring import default_workers
+
+    if args.no_literal_shortcut:
+        accuracy._literal = lambda answer: None  # the forked workers inherit it
 
     t = time.perf_counter()
     adv_kinds = tuple(k for k in ADVERSARIAL if k not in args.skip_kind)

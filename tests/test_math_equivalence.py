@@ -201,6 +201,32 @@ CASES = [
     (r"\cos 0", r"1", True),
     (r"9", r"3^2", True),
     (r"\frac{1}{2}", r"\frac{1}{2}+0", True),
+    # powers: judged by math-verify while the number stays under 10^6 digits
+    (r"1024", r"2^{10}", True),
+    (r"x^2", r"x^{2}", True),
+    (r"x^{-2}", r"\frac{1}{x^2}", True),
+    (r"0.001", r"10^{-3}", True),
+    (r"2^{-10}", r"\frac{1}{1024}", True),
+    (r"256", r"2^{2^3}", True),  # a small tower is computed
+    (r"2^{16}", r"2^{2^{2^2}}", True),
+    (r"10^{100}", r"1" + "0" * 100, True),
+    (r"10^{100}", r"10^{99}", False),
+    (r"3^{1000}", r"3^{999}\cdot 3", True),
+    (r"e^{i\pi}+1", r"1+e^{i\pi}", True),
+    (r"-1", r"e^{i\pi}", False),  # SURPRISE: Euler's identity is not applied
+    (r"a^{b^{c}}", r"a^{b^c}", True),
+    (r"10!", r"3628800", True),
+    # a number of over 10^6 digits (a power tower, a huge factorial) or braces nested over 10
+    # deep: compared as text (math-verify would spend its whole timeout on it)
+    (r"12", r"10^{10^{10^{10}}}", False),
+    (r"12", r"9^{9^{9}}", False),
+    (r"12", r"(10^{10})!", False),
+    (r"10^{10^{10}}", r"10^{10^{ 10 }}", True),
+    (r"10^{10^{10}}", r"$10^{10^{10}}$", True),
+    (r"10^{10^{10}}", r"10^{10^{11}}", False),
+    (r"10^{10^{10}}", r"10^{10000000000}", False),  # equal, but not the same text
+    ("\\frac{1}{" * 12 + "1" + "}" * 12, "\\frac{1}{" * 12 + "1" + "}" * 12, True),
+    ("\\frac{1}{" * 12 + "1" + "}" * 12, "1", False),  # equal, but not the same text
     # gold given as a solution with \boxed{} or $…$ (HF `solution` fields)
     (r"The answer is $\boxed{5}$.", r"5", True),
     (r"So $x = \frac{1}{2}$", r"0.5", True),
@@ -230,3 +256,22 @@ def test_accuracy_reward_agrees_with_math_equal(gold: str, pred: str, verdict: b
 @pytest.mark.parametrize("gold", ["", "   ", r"\frac{", "}{", r"\boxed{}", "???"])
 def test_unparseable_gold_is_none(gold: str):
     assert math_equal(gold, "3") is None
+
+
+LITERALS = [
+    ("12", "12"), ("12", "12.0"), ("12", "12.00"), ("12", "12."), ("12", "$12$"), ("12", r"\frac{24}{2}"),
+    ("12", r"\dfrac{36}{3}"), ("12", "13"), ("033", "33"), ("-5", "5"), ("-0", "0"), ("-12", r"-\frac{24}{2}"),
+    ("-12", r"\frac{-24}{2}"), (r"\frac{1}{2}", r"\frac{2}{4}"), (r"\frac{1}{2}", r"\frac{1}{3}"), ("7", r"\frac{7}{2}"),
+    (r"-\frac{3}{4}", r"\frac{3}{-4}"), ("1000000000000000000001", "1000000000000000000000"),
+]
+
+
+@pytest.mark.parametrize(("gold", "pred"), LITERALS)
+def test_literals_are_judged_as_math_verify_does(gold: str, pred: str):
+    """Integer and fraction literals skip math-verify (~3 ms a parse): the verdict must be the same."""
+    from math_verify import parse, verify
+
+    from r1cli.rewards.accuracy import _latex, _literal
+
+    assert _literal(gold) is not None and _literal(pred) is not None
+    assert math_equal(gold, pred) is bool(verify(parse(_latex(gold)), parse(_latex(pred))))

@@ -16,6 +16,7 @@ import pytest
 from r1cli import rewards
 from r1cli.errors import BadInput
 from r1cli.rewards import Reward
+from r1cli._pool import Done, ForkPool, Job, JobFailed, Lost
 from r1cli.scoring import ERROR_KEY, ScoreStats, route_key, score_records
 
 OK = "<think>2 + 2 = 4</think><answer>4</answer>"
@@ -135,8 +136,9 @@ def test_a_record_without_completion_is_an_error_naming_it(workers):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_reward_error_stops_the_run_naming_the_record(workers):
     rows = [{"completion": OK, "answer": "4"}, {"completion": OK, "answer": "4", "task": "poetry"}]
-    with pytest.raises(BadInput, match=r"^record 2: unknown task 'poetry'"):
+    with pytest.raises(BadInput, match=r"^record 2: unknown task 'poetry'") as info:
         list(score_records(rows, rewards.resolve(["accuracy"]), workers=workers))
+    assert info.value.hint == "a record's task is one of: math, countdown, choice, code"
 
 
 def test_missing_fields_are_null_and_counted():
@@ -216,6 +218,37 @@ def test_a_prompts_samples_go_to_the_worker_that_has_its_verdicts():
     assert misses[True] < misses[False]
 
 
+def slow_square(n, progress):
+    """Pool work: writes its progress, then squares n; n == 3 hangs, n == 5 crashes, n == 7 raises."""
+    progress[0] = n
+    if n == 3:
+        time.sleep(100)
+    elif n == 5:
+        raise KeyError(n)  # not one of the pool's fatal types: the worker dies
+    elif n == 7:
+        raise BadInput("seven", hint="no sevens")
+    return n * n
+
+
+def test_fork_pool_outcomes_in_input_order():
+    pool = ForkPool(slow_square, workers=2, timeout=0.5, progress_slots=1, fatal=(BadInput,))
+    out = list(pool.imap(range(7), lambda n: Job(payload=n, tag=f"item {n}")))
+    assert [job.payload for job, _ in out] == list(range(7))
+    assert [o.value for _, o in out if isinstance(o, Done)] == [0, 1, 4, 16, 36]
+    hung, crashed = out[3][1], out[5][1]
+    assert isinstance(hung, Lost) and hung.timed_out and hung.reason == "timeout" and hung.progress == (3.0,)
+    assert isinstance(crashed, Lost) and not crashed.timed_out and crashed.reason == "exit code 1"
+    assert crashed.progress == (5.0,) and pool.restarts == 2
+
+
+def test_fork_pool_fatal_errors_reach_the_parent_whole():
+    pool = ForkPool(slow_square, workers=1, timeout=5, progress_slots=1, fatal=(BadInput,))
+    with pytest.raises(JobFailed) as info:
+        list(pool.imap([1, 7, 2], lambda n: Job(payload=n, tag=f"item {n}")))
+    assert info.value.job.tag == "item 7"
+    assert type(info.value.error) is BadInput and info.value.error.hint == "no sevens"
+
+
 def test_route_key_groups_a_prompts_samples():
     assert route_key({"answer": 12}) == route_key({"answer": "12", "id": "other"}) == ("math", "12")
     assert route_key({"task": "countdown", "id": 7}) == ("countdown", "id:7")
@@ -233,21 +266,15 @@ ADVERSARIAL = {
 }
 
 
-def test_adversarial_answers_finish_within_the_timeout():
+def test_adversarial_answers_are_judged_without_reaching_the_timeout():
     rows = [{"kind": k, "completion": c, "answer": "12"} for k, c in ADVERSARIAL.items()]
     rows.append({"kind": "fine", "completion": r"\boxed{12}", "answer": "12"})
     stats = ScoreStats(latencies=[])
-    timeout = 2.0
-    out = list(score_records(rows, rewards.resolve(["accuracy", "format"]), workers=2, timeout=timeout, stats=stats))
+    out = list(score_records(rows, rewards.resolve(["accuracy", "format"]), workers=2, timeout=2.0, stats=stats))
     assert [r["kind"] for r in out] == [*ADVERSARIAL, "fine"]
-    assert max(stats.latencies) < timeout + 1.0
-    for r in out[:-1]:
-        if ERROR_KEY in r:  # killed at the timeout, in accuracy: format (after it) was not computed
-            assert r[ERROR_KEY] == "timeout after 2 s (accuracy)", r["kind"]
-            assert r["rewards"] == {"accuracy": None, "format": None} and r["reward"] is None
-        else:
-            assert r["rewards"]["accuracy"] == 0.0, r["kind"]
-    assert out[-1]["rewards"]["accuracy"] == 1.0
+    assert stats.timed_out == 0 and max(stats.latencies) < 1.0
+    assert [r["rewards"]["accuracy"] for r in out] == [0.0] * len(ADVERSARIAL) + [1.0]
+    assert not any(ERROR_KEY in r for r in out)
 
 
 WORKER_PIDS = """

@@ -11,6 +11,7 @@ import typer
 from r1cli import __version__
 from r1cli.cli._common import reports_errors
 from r1cli.cli.data import data_app
+from r1cli.cli.grpo import grpo_cmd
 from r1cli.cli.rollout import rollout_cmd
 from r1cli.cli.score import score_cmd
 
@@ -47,6 +48,7 @@ app.add_typer(data_app, name="data")
 for _name, _fn in {
     "rollout": rollout_cmd,
     "score": score_cmd,
+    "grpo": grpo_cmd,
 }.items():
     app.command(_name)(reports_errors(_fn))
 

@@ -64,6 +64,35 @@ SystemOpt = Annotated[
     typer.Option("--system", help="System prompt for --template chat; '' removes the template's default one."),
 ]
 
+RewardOpt = Annotated[
+    list[str] | None,
+    typer.Option("--reward", "-r", metavar="NAME[:WEIGHT]",
+                 help="Reward to compute, with its weight in `reward`; repeatable (default: accuracy, format)."),
+]
+RewardArgOpt = Annotated[
+    list[str] | None,
+    typer.Option("--reward-arg", metavar="NAME.KEY=VALUE",
+                 help="A reward's parameter, e.g. accuracy.fallback=last-number; repeatable (see --list)."),
+]
+
+
+def reward_params(args: list[str], language: str | None, selected: list[str]) -> dict[str, dict[str, Any]]:
+    """{reward: {parameter: text}} from --reward-arg NAME.KEY=VALUE and --language."""
+    params: dict[str, dict[str, Any]] = {}
+    for arg in args:
+        target, eq, value = arg.partition("=")
+        name, dot, key = target.partition(".")
+        if not eq or not dot or not name.strip() or not key.strip():
+            raise typer.BadParameter(f"'{arg}' is not NAME.KEY=VALUE (e.g. accuracy.fallback=last-number)",
+                                     param_hint="--reward-arg")
+        params.setdefault(name.strip(), {})[key.strip()] = value
+    if language is not None:
+        if "language" not in selected:
+            raise typer.BadParameter("--language sets the language reward's target: add -r language",
+                                     param_hint="--language")
+        params.setdefault("language", {})["language"] = language
+    return params
+
 
 # ---- error boundary ---------------------------------------------------------------------
 

@@ -9,20 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from r1cli.cli._common import InputArg, OutputOpt, QuietOpt, ResumeOpt, SplitOpt, err, progress_bar, summary
+from r1cli.cli._common import (
+    InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SplitOpt, err, progress_bar, reward_params, summary,
+)
 
 DEFAULT_REWARDS = ("accuracy", "format")
 
-RewardOpt = Annotated[
-    list[str] | None,
-    typer.Option("--reward", "-r", metavar="NAME[:WEIGHT]",
-                 help="Reward to compute, with its weight in `reward`; repeatable (default: accuracy, format)."),
-]
-RewardArgOpt = Annotated[
-    list[str] | None,
-    typer.Option("--reward-arg", metavar="NAME.KEY=VALUE",
-                 help="A reward's parameter, e.g. accuracy.fallback=last-number; repeatable (see --list)."),
-]
 LanguageOpt = Annotated[
     str | None,
     typer.Option("--language", metavar="CODE",
@@ -84,7 +76,7 @@ def score_cmd(
     if resume and output == "-":
         raise typer.BadParameter("--resume needs -o FILE (records already there are kept)", param_hint="--resume")
     specs = list(reward or DEFAULT_REWARDS)
-    fns = rewards.resolve(specs, _reward_params(reward_arg or [], language, [rewards.parse_spec(s)[0] for s in specs]))
+    fns = rewards.resolve(specs, reward_params(reward_arg or [], language, [rewards.parse_spec(s)[0] for s in specs]))
     skipped: list[str] = []
     stats = ScoreStats()
     start = time.perf_counter()
@@ -103,24 +95,6 @@ def score_cmd(
             err.print(f"Warning: {count:,} records lack '{field}', which {name} needs: scored null",
                       markup=False, soft_wrap=True)
     summary(_summary(stats, len(skipped), done, elapsed), quiet=quiet)
-
-
-def _reward_params(args: list[str], language: str | None, selected: list[str]) -> dict[str, dict[str, Any]]:
-    """{reward: {parameter: text}} from --reward-arg NAME.KEY=VALUE and --language."""
-    params: dict[str, dict[str, Any]] = {}
-    for arg in args:
-        target, eq, value = arg.partition("=")
-        name, dot, key = target.partition(".")
-        if not eq or not dot or not name.strip() or not key.strip():
-            raise typer.BadParameter(f"'{arg}' is not NAME.KEY=VALUE (e.g. accuracy.fallback=last-number)",
-                                     param_hint="--reward-arg")
-        params.setdefault(name.strip(), {})[key.strip()] = value
-    if language is not None:
-        if "language" not in selected:
-            raise typer.BadParameter("--language sets the language reward's target: add -r language",
-                                     param_hint="--language")
-        params.setdefault("language", {})["language"] = language
-    return params
 
 
 def _summary(stats: Any, skipped: int, resumed: int, elapsed: float) -> str:

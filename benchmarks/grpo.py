@@ -1,0 +1,127 @@
+"""GRPO step time and peak memory: `r1 grpo` against TRL's GRPOTrainer driven directly, same run.
+
+    python benchmarks/grpo.py [--model smollm2-135m] [--steps 4] [--prompts 2] [--generations 4] [--tokens 64]
+
+Both sides train the same model on the same arithmetic prompts (chat template) with the same
+rewards (r1's accuracy + format through the TRL adapter), GRPOConfig settings, seed and final
+save; r1 adds its data checks, metrics.jsonl, r1_config.json and callbacks. Each side runs in
+its own process so that peak RSS belongs to it alone. s/step is the mean of TRL's `step_time`
+over the steps after the first (the first carries one-time costs); `wall` is the whole child
+process after start-up: imports, model load, data, training and the final save.
+Target: r1 ≤ 1.05× TRL direct in time and memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _rows(n: int) -> list[dict]:
+    from r1cli.tasks import generate
+
+    return list(generate("arithmetic", n, seed=1))
+
+
+def _common(args: argparse.Namespace, out: str) -> dict:
+    return {"output_dir": out, "max_steps": args.steps, "num_generations": args.generations,
+            "per_device_train_batch_size": args.prompts * args.generations, "max_completion_length": args.tokens,
+            "beta": 0.001, "logging_steps": 1, "report_to": "none", "disable_tqdm": True, "save_steps": 1000,
+            "seed": 0}
+
+
+def _result(log_history: list[dict], wall: float) -> dict:
+    steps = [e["step_time"] for e in log_history if "step_time" in e]
+    later = steps[1:] or steps
+    return {"s_per_step": sum(later) / len(later), "first_step_s": steps[0] if steps else None, "wall_s": wall,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": len(steps)}
+
+
+def child_r1(args: argparse.Namespace) -> dict:
+    t0 = time.perf_counter()
+    from r1cli.cli.grpo import run
+    from r1cli.training.grpo import GRPOSettings, iter_metrics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "prompts.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in _rows(args.prompts * args.steps)))
+        trl = _common(args, str(Path(tmp) / "run"))
+        flags = {"model": args.model, "data": str(data), "reward": ("accuracy", "format"), "template": "chat",
+                 **{k: v for k, v in trl.items() if k != "output_dir"}, "output": trl["output_dir"]}
+        settings = GRPOSettings.build(flags)
+        run(settings, quiet=True)
+        wall = time.perf_counter() - t0
+        history = list(iter_metrics(Path(trl["output_dir"]) / "metrics.jsonl"))
+    return _result(history, wall)
+
+
+def child_trl(args: argparse.Namespace) -> dict:
+    t0 = time.perf_counter()
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1cli import rewards
+    from r1cli.models import resolve_model
+    from r1cli.rewards.trl import to_trl
+    from r1cli.templates import render
+
+    rows = [{**r, "prompt": render(r["prompt"], "chat")} for r in _rows(args.prompts * args.steps)]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = GRPOConfig(**_common(args, str(Path(tmp) / "run")), bf16=False,
+                            use_cpu=not torch.cuda.is_available())
+        fns = [to_trl(r) for r in rewards.resolve(["accuracy", "format"])]
+        trainer = GRPOTrainer(model=resolve_model(args.model), reward_funcs=fns, args=config,
+                              train_dataset=Dataset.from_list(rows))
+        trainer.train()
+        trainer.save_model(config.output_dir)
+        wall = time.perf_counter() - t0
+        history = trainer.state.log_history
+    return _result(history, wall)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--prompts", type=int, default=2)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--child", choices=("r1", "trl"))
+    args = parser.parse_args()
+    if args.child:
+        result = child_r1(args) if args.child == "r1" else child_trl(args)
+        print(json.dumps(result))
+        return
+    from r1cli.models import resolve_model
+
+    resolve_model(args.model)  # build a cached alias once, outside the timed children
+    base = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--prompts",
+            str(args.prompts), "--generations", str(args.generations), "--tokens", str(args.tokens)]
+    results = {}
+    for kind in ("trl", "r1"):
+        proc = subprocess.run([*base, "--child", kind], capture_output=True, text=True)
+        if proc.returncode:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(f"the {kind} run failed (exit {proc.returncode})")
+        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    trl, r1 = results["trl"], results["r1"]
+    print(f"model {args.model}: {args.steps} steps of {args.prompts} prompts × {args.generations} generations × "
+          f"{args.tokens} tokens")
+    print(f"{'':10}{'s/step':>10}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}")
+    for name, row in (("TRL", trl), ("r1 grpo", r1)):
+        print(f"{name:10}{row['s_per_step']:>10.2f}{row['first_step_s']:>12.2f}{row['wall_s']:>10.1f}"
+              f"{row['rss_mb']:>13.0f}")
+    print(f"r1 / TRL: time {r1['s_per_step'] / trl['s_per_step']:.3f}×, memory {r1['rss_mb'] / trl['rss_mb']:.3f}× "
+          "(target ≤ 1.05×)")
+    print(json.dumps({"settings": vars(args), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
