@@ -73,12 +73,8 @@ MAX_BARREN_DEATHS = 3
 
 @dataclass
 class Job:
-    """One unit of work: `payload` goes (pickled) to a worker; the rest stays in the parent.
-
-    `key`: jobs with equal keys run in the same worker (None: the least loaded one). `size`:
-    estimated bytes the job holds, counted against `window_bytes`. `tag`: the caller's own
-    (e.g. where the item came from).
-    """
+    """`payload` goes (pickled) to a worker. `key`: jobs with equal keys run in the same worker (None:
+    the least loaded one). `size`: estimated bytes held, against `window_bytes`. `tag`: the caller's."""
 
     payload: Any
     key: Hashable | None = None
@@ -96,11 +92,9 @@ class Done:
 
 @dataclass(frozen=True)
 class Lost:
-    """The worker was killed at the timeout (`timed_out`) or died (`reason`) while running the job.
+    """The worker was killed at the timeout (`timed_out`) or died (`reason`) `elapsed` s into the job.
 
-    `progress`: the job's progress slots as the worker left them, None if it had not started
-    the job. `elapsed`: seconds from the job's start to the kill.
-    """
+    `progress`: the job's progress slots as the worker left them, None if it had not started it."""
 
     timed_out: bool
     reason: str
@@ -525,7 +519,10 @@ class _State:
         if not busiest.backlog:
             return
         key = slots[busiest.backlog[0]].job.key
-        same = [seq for seq in busiest.backlog if slots[seq].job.key == key] if key is not None else [busiest.backlog[0]]
+        if key is None:
+            same = [busiest.backlog[0]]
+        else:
+            same = [seq for seq in busiest.backlog if slots[seq].job.key == key]
         half = (len(busiest.backlog) + 1) // 2
         taken = set(same[:half])
         busiest.backlog = deque(seq for seq in busiest.backlog if seq not in taken)

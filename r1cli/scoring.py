@@ -265,9 +265,7 @@ def _in_process(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: list[
         yield out
 
 
-
-
-# ---- in worker processes ----------------------------------------------------------------------
+# ---- in a pool of worker processes ------------------------------------------------------------
 
 
 def _preload(rewards: Sequence[Reward]) -> None:
