@@ -289,7 +289,9 @@ def _convert_smollm2(dest: Path) -> None:
     folder, name = _smollm2_gguf()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # stderr is for r1's own progress and summary
     log.info("converting %s to safetensors (once, ~30 s)", name)
     tokenizer = _gguf_tokenizer()
     # dequantize=True: a GGUF-quantised model can be neither saved nor trained.
