@@ -319,7 +319,7 @@ def _run_program(compiled, fds: tuple[int, int, int], job: dict, work: str, npro
     import builtins
     import io
 
-    def stream(fd: int, mode: str, errors: str, **kw: Any):  # noqa: ANN202
+    def stream(fd: int, mode: str, errors: str, **kw: object):  # noqa: ANN202
         raw = io.FileIO(fd, mode, closefd=False)
         return io.TextIOWrapper(io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw),
                                 encoding="utf-8", errors=errors, **kw)

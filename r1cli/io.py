@@ -79,7 +79,7 @@ def _iter_jsonl(fp: IO[bytes], name: str, skip_invalid: bool, skipped: list[str]
         except UnicodeDecodeError as exc:
             problem = BadInput(f"{where}: not UTF-8 (byte {exc.start + 1} of the line)",
                                hint="re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8")
-            if _skip(problem, where, skip_invalid, skipped):
+            if _skip(where, skip_invalid, skipped):
                 continue
             raise problem from None
         if not line.strip():
@@ -90,19 +90,20 @@ def _iter_jsonl(fp: IO[bytes], name: str, skip_invalid: bool, skipped: list[str]
             problem = BadInput(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})",
                                hint="each line must be one JSON object; fix or remove the line"
                                + ("" if skip_invalid else ", or pass --skip-invalid"))
-            if _skip(problem, where, skip_invalid, skipped):
+            if _skip(where, skip_invalid, skipped):
                 continue
             raise problem from None
         if not isinstance(record, dict):
             problem = BadInput(f"{where}: expected a JSON object, got {_json_type(record)}",
                                hint='each line must be an object such as {"prompt": "..."}')
-            if _skip(problem, where, skip_invalid, skipped):
+            if _skip(where, skip_invalid, skipped):
                 continue
             raise problem
         yield where, record
 
 
-def _skip(problem: BadInput, where: str, skip_invalid: bool, skipped: list[str] | None) -> bool:
+def _skip(where: str, skip_invalid: bool, skipped: list[str] | None) -> bool:
+    """True when a bad line is to be skipped (and counted) rather than raised."""
     if skip_invalid and skipped is not None:
         skipped.append(where)
     return skip_invalid

@@ -288,7 +288,7 @@ def _convert_smollm2(dest: Path) -> None:
     """Dequantise the packaged GGUF into a float32 safetensors checkpoint in `dest`."""
     folder, name = _smollm2_gguf()
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers import AutoModelForCausalLM, GgufConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stderr is for r1's own progress and summary

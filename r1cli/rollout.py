@@ -15,9 +15,6 @@ from r1cli.errors import BadInput
 from r1cli.io import Located
 from r1cli.templates import check_template, render
 
-ROLLOUT_KEYS = ("sample", "completion", "finish_reason", "prompt_tokens", "completion_tokens", "model")
-
-
 @dataclass
 class RolloutStats:
     prompts: int = 0
