@@ -2,13 +2,16 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo r1-mini-quick test test-fast bench clean
 
 install:            ## create .venv with torch (CPU or CUDA build, detected) and r1cli
 	VENV=$(VENV) scripts/install.sh
 
 demo: install       ## the main job on the embedded default model (SmolLM2-135M)
 	$(BIN)/r1 data arithmetic -n 8 | $(BIN)/r1 rollout -m smollm2-135m -n 4 --max-new-tokens 128
+
+r1-mini-quick: install   ## the whole R1 recipe, quick mode (tiny model, 2–3 min): examples/r1-mini/
+	PATH="$(abspath $(BIN)):$$PATH" examples/r1-mini/run.sh --quick
 
 test: install       ## the whole test suite (CPU, no network; a few minutes)
 	$(BIN)/python -m pytest

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # R1-Zero on a CPU: GRPO on the packaged SmolLM2-135M with the R1-Zero template and rule-based
-# rewards only (accuracy + format), on `r1 data arithmetic` problems. Sized for a 2-core CPU
-# (~20 s/step, 2 prompts × 4 generations per step): STEPS=120 takes about 40 minutes. The format
-# reward should rise first; the model is too weak for accuracy to move much in that time.
+# rewards only, on `r1 data arithmetic` problems. Sized for a 2-core CPU (~25 s/step on a quiet
+# machine, 2 prompts × 4 generations × 96 tokens per step): STEPS=100 takes about 45 minutes.
+#
+# Two changes from the paper's bare setting let a 135M model find the format at all:
+#   - the answer is prefilled with "<think>" (`prefill`, as DeepSeek recommends for R1 itself):
+#     in 128 samples without it SmolLM2 earned 0.4% of the `tags` credit and 0 `format`; with
+#     it, 31% and 2 samples in format;
+#   - a partial-credit `tags` reward (0.25 per tag) next to the all-or-nothing `format` reward:
+#     with ~1% of samples in format at the start, `format` alone leaves most groups without signal.
 #
 #   examples/r1-zero-arithmetic.sh [OUT_DIR]          (STEPS=…, LR=…, TOKENS=… override)
 #
 # Then: first and last 5 steps of the mean rewards in metrics.jsonl (printed at the end).
 set -euo pipefail
 out=${1:-runs/r1-zero-arithmetic}
-steps=${STEPS:-120}
-lr=${LR:-1e-5}
+steps=${STEPS:-100}
+lr=${LR:-2e-5}
 tokens=${TOKENS:-96}
 mkdir -p "$out"
 
@@ -24,7 +30,8 @@ gradient_checkpointing: false  # 135M parameters fit easily; recomputation only 
 save_steps: 20
 r1:
   template: r1-zero
-  reward: [accuracy, format]
+  prefill: "<think>"         # every answer starts inside the reasoning block
+  reward: ["accuracy", "format", "tags:0.5"]
   reward_params:
     format: {strict: false}  # text around the tags is allowed: a first signal for a small model
 EOF
@@ -34,7 +41,7 @@ EOF
 resume=()
 [ -d "$out/run" ] && resume=(--resume)
 r1 grpo -m smollm2-135m --data "$out/prompts.jsonl" -c "$out/recipe.yaml" \
-  -n 4 --batch-size 8 --max-completion-length "$tokens" --temperature 1.0 \
+  -n 4 --batch-size 8 --max-completion-length "$tokens" --temperature 0.9 \
   --learning-rate "$lr" --max-steps "$steps" --seed 0 -o "$out/run" "${resume[@]}"
 
 python - "$out/run/metrics.jsonl" <<'EOF'
@@ -44,6 +51,6 @@ def mean(part, key):
     values = [r[key] for r in part if r.get(key) is not None]
     return sum(values) / len(values) if values else float("nan")
 for name, part in (("first 5", rows[:5]), ("last 5", rows[-5:])):
-    print(f"{name} steps: reward {mean(part, 'reward'):.3f}, format {mean(part, 'reward/format'):.3f}, "
+    print(f"{name} steps: reward {mean(part, 'reward'):.3f}, format {mean(part, 'reward/format'):.3f}, tags {mean(part, 'reward/tags'):.3f}, "
           f"accuracy {mean(part, 'accuracy'):.3f}, length {mean(part, 'completion_length'):.0f}", file=sys.stderr)
 EOF

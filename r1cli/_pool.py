@@ -130,17 +130,20 @@ class ForkPool:
     work had done when it was killed. An exception of a `fatal` type raised by the work stops
     the run: `imap` raises `JobFailed` in the parent at once. Any other exception escaping the
     work kills its worker (the job is `Lost`, "exit code 1"). `restarts` counts the workers
-    replaced so far.
+    replaced so far. `on_end(pid)` runs in the parent once a worker has ended and been reaped:
+    a killed worker's own clean-up never ran (e.g. the folder of a code sandbox it was running).
     """
 
     def __init__(self, work: Callable[[Any, memoryview], Any], *, workers: int, timeout: float,
-                 progress_slots: int = 0, fatal: tuple[type[BaseException], ...] = ()) -> None:
+                 progress_slots: int = 0, fatal: tuple[type[BaseException], ...] = (),
+                 on_end: Callable[[int], None] | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         if timeout <= 0 or not math.isfinite(timeout):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
         self.work, self.n, self.timeout = work, workers, timeout
         self.progress_slots, self.fatal = progress_slots, fatal
+        self.on_end = on_end
         self.restarts = 0
 
     def imap(self, items: Iterable[Any], prepare: Callable[[Any], Job], *, window: int = WINDOW,
@@ -315,6 +318,7 @@ class _Worker:
         if pid == 0:
             _child(child, closing, pool, self.progress, parent)
         self.pid = pid
+        self._on_end = pool.on_end
         child.close()
         self.exitcode: int | None = None
         self.sent: deque[int] = deque()  # seqs sent and not answered; the first one is running
@@ -345,6 +349,8 @@ class _Worker:
             _, status = os.waitpid(self.pid, 0)
             self.exitcode = os.waitstatus_to_exitcode(status)
         self.conn.close()
+        if self._on_end is not None:
+            self._on_end(self.pid)
 
     def release(self) -> None:
         """Free the shared memory once the process has ended."""

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -85,9 +86,10 @@ def _iter_jsonl(fp: IO[bytes], name: str, skip_invalid: bool, skipped: list[str]
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.rstrip("\r\n"))  # a cut line: 'Unterminated string', not 'control character'
         except json.JSONDecodeError as exc:
-            problem = BadInput(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})",
+            msg = exc.msg.removesuffix(" at")  # json's 'Unterminated string starting at' + ' at column 5'
+            problem = BadInput(f"{where}: invalid JSON ({msg} at column {exc.colno})",
                                hint="each line must be one JSON object; fix or remove the line"
                                + ("" if skip_invalid else ", or pass --skip-invalid"))
             if _skip(where, skip_invalid, skipped):
@@ -270,7 +272,10 @@ class Sink:
         self._fp = fp
         self.path = path  # the .part file; None for stdout
         self._resume = resume
-        self._good = fp.tell() if path else 0  # byte offset after the last complete write
+        # stdout is written through its descriptor, in whole records (below); None: a stream without one
+        self._fd = None if path else _descriptor(fp)
+        # byte offset after the last complete write; for stdout only when it is a regular file
+        self._good = fp.tell() if path else _file_offset(self._fd)
         self.written = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -283,19 +288,50 @@ class Sink:
 
     def _emit(self, text: str) -> None:
         if self.path is None:
-            self._fp.write(text)
-            self._fp.flush()
+            self._emit_stdout(text)
             return
         try:
             self._fp.write(text)
             self._fp.flush()
         except OSError as exc:
             self._rollback()
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            if exc.errno in _FULL:
+                again = "rerun with --resume to continue it" if self._resume else "run the command again"
                 raise OutputError(f"cannot write {self.path}: {exc.strerror}",
-                                  hint="free some space (or raise the file size limit), then rerun with --resume") from None
+                                  hint=f"free some space (or raise the file size limit), then {again}") from None
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._good = self._fp.tell()
+        self.written += text.count("\n")
+
+    def _emit_stdout(self, text: str) -> None:
+        """Write to stdout's descriptor until every byte is out, or fail whole.
+
+        sys.stdout would not do: under PYTHONUNBUFFERED its text layer drops the rest of a short
+        write without an error, and otherwise it keeps the rest for an exit-time flush that
+        prints 'Exception ignored'; either way a full disk would end the file mid-record.
+        """
+        if self._fd is None:
+            self._fp.write(text)
+            self._fp.flush()
+            self.written += text.count("\n")
+            return
+        data = memoryview(text.encode("utf-8"))
+        try:
+            self._fp.flush()  # whatever else went to stdout first stays first
+            while data:
+                data = data[os.write(self._fd, data):]
+        except BrokenPipeError:
+            raise  # the reader left (`| head -1`): the CLI exits quietly
+        except OSError as exc:
+            if self._good is not None:  # `> out.jsonl` on a full disk: cut back to the last complete record
+                try:
+                    os.ftruncate(self._fd, self._good)
+                except OSError:
+                    pass
+            hint = "free some space (or raise the file size limit), then run the command again" if exc.errno in _FULL else None
+            raise OutputError(f"cannot write to stdout: {exc.strerror or exc}", hint=hint) from None
+        if self._good is not None:
+            self._good += len(data.obj)  # type: ignore[arg-type]
         self.written += text.count("\n")
 
     def _rollback(self) -> None:
@@ -366,6 +402,39 @@ class Sink:
                 end = offset
         self._cut(end)
         return done
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file size limit
+
+
+def _descriptor(fp: IO[str]) -> int | None:
+    try:
+        return fp.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation: a test runner's stream
+        return None
+
+
+def _file_offset(fd: int | None) -> int | None:
+    """Where the next write to a regular file lands (stdout redirected with > or >>); None otherwise."""
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a pipe or a terminal: nothing to cut back
+        if _appending(fd):
+            return st.st_size  # the first write lands at the end, wherever the offset stands now
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def _appending(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no O_APPEND flag to read
+        return False
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
 
 
 @contextmanager

@@ -350,7 +350,9 @@ def build_tiny(path: str | os.PathLike[str], *, seed: int = 0, layers: int = 2,
         raise ValueError(f"hidden must be a multiple of 4 (4 attention heads), got {hidden}")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Writing model shards" bars: stderr is for r1's own progress
     path = Path(path)
     tokenizer = _smollm2_tokenizer(exclude=path)
     config = LlamaConfig(

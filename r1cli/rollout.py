@@ -31,11 +31,18 @@ def resolve_template(template: str | None, engine: Engine) -> str:
     return check_template(template)
 
 
-def rollout_records(record: dict[str, Any], generation: Generation, model: str) -> list[dict[str, Any]]:
-    """The rollout records of one prompt: the prompt record plus one completion each."""
+def rollout_records(record: dict[str, Any], generation: Generation, model: str,
+                    prefill: str | None = None) -> list[dict[str, Any]]:
+    """The rollout records of one prompt: the prompt record plus one completion each.
+
+    With a `prefill` (the answer's start, written for the model) the records carry it, so that
+    rewards and SFT see the whole answer: `prefill` + `completion`.
+    """
+    extra = {"prefill": prefill} if prefill else {}
     return [
         {
             **record,
+            **extra,
             "sample": s,
             "completion": c.text,
             "finish_reason": c.finish_reason,
@@ -54,6 +61,7 @@ def rollout(
     *,
     template: str | None = None,
     system: str | None = None,
+    prefill: str | None = None,
     prompts_per_call: int = 8,
     lookahead: int = 8,
     skip: set[str] | frozenset[str] = frozenset(),
@@ -78,7 +86,7 @@ def rollout(
                 stats.skipped += 1
                 continue
             try:
-                window.append((record, render(record["prompt"], template, system=system)))
+                window.append((record, render(record["prompt"], template, system=system, prefill=prefill)))
             except BadInput as exc:
                 raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
         window.sort(key=lambda item: _size(item[1]))
@@ -86,7 +94,7 @@ def rollout(
             call = window[start : start + prompts_per_call]
             generations = engine.generate([p for _, p in call], params, keys=[r["id"] for r, _ in call])
             for (record, _), generation in zip(call, generations):
-                group = rollout_records(record, generation, engine.model_name)
+                group = rollout_records(record, generation, engine.model_name, prefill)
                 stats.prompts += 1
                 stats.completions += len(group)
                 stats.tokens += sum(r["completion_tokens"] for r in group)

@@ -208,7 +208,7 @@ def _execute(code: str, inputs: Sequence[bytes], limits: Limits, caps: Sequence[
     """Run `code` once per input in one sandbox: the results, and the isolation (None: it did not start)."""
     if not isinstance(code, str):
         raise TypeError(f"code must be a str, got {type(code).__name__}")
-    base, token = tempfile.mkdtemp(prefix="r1-sandbox-"), secrets.token_hex(16)
+    base, token = tempfile.mkdtemp(prefix=_folder_prefix(os.getpid())), secrets.token_hex(16)
     uid = 2_000_000_000 + secrets.randbelow(100_000_000) if os.geteuid() == 0 else None
     job = {"code": code, "inputs": list(inputs), "caps": list(caps), "err_cap": min(limits.output_bytes, _ERR_CAP),
            "timeout_s": float(limits.timeout_s), "cpu_s": float(limits.cpu_s), "memory_mb": int(limits.memory_mb),
@@ -346,6 +346,29 @@ def _kill_marked(token: str, uid: int | None) -> None:
             except OSError:
                 pass
         time.sleep(0.005)
+
+
+def _folder_prefix(pid: int) -> str:
+    """Sandbox folders carry the pid of the process that made them: `remove_folders_of` finds them."""
+    return f"r1-sandbox-{pid}-"
+
+
+def remove_folders_of(pid: int) -> int:
+    """Remove the sandbox folders that process `pid` (now ended) left in the temp dir; how many.
+
+    A process killed during `run_python` (a scoring worker past its timeout) never reaches the
+    removal at the end of the run; its folder would stay, with what the program wrote (up to
+    `file_mb` per file without namespaces).
+    """
+    base, prefix, removed = tempfile.gettempdir(), _folder_prefix(pid), 0
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError:
+        return 0
+    for name in names:
+        _rmtree(os.path.join(base, name))
+        removed += 1
+    return removed
 
 
 def _rmtree(path: str) -> None:

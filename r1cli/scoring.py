@@ -290,7 +290,8 @@ def _pooled(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: list[Rewa
     def work(record: Mapping[str, Any], progress: memoryview) -> tuple[list[float | None], str | None, str | None]:
         return _values(record, rewards, progress)
 
-    pool = ForkPool(work, workers=n, timeout=timeout, progress_slots=1 + len(rewards), fatal=(R1Error,))
+    pool = ForkPool(work, workers=n, timeout=timeout, progress_slots=1 + len(rewards), fatal=(R1Error,),
+                    on_end=_remove_sandbox_folders)
     restarts = stats.restarts
     try:
         for job, outcome in pool.imap(located, prepare, window=window):
@@ -310,6 +311,14 @@ def _pooled(located: Iterable[tuple[str, Mapping[str, Any]]], rewards: list[Rewa
                       hint="rerun with --workers 0 to score in one process and see the error") from None
     finally:
         stats.restarts = restarts + pool.restarts
+
+
+def _remove_sandbox_folders(pid: int) -> None:
+    """A worker killed at the timeout (or at the end of the run) never reached the clean-up of the
+    code sandbox it was running: remove the folder that sandbox left."""
+    from r1cli.sandbox import remove_folders_of
+
+    remove_folders_of(pid)
 
 
 def _lost(record: Mapping[str, Any], rewards: Sequence[Reward], lost: Lost, timeout: float,

@@ -36,17 +36,26 @@ def _is_messages(prompt: Any) -> bool:
     )
 
 
-def render(prompt: str | list[dict[str, str]], template: str, *, system: str | None = None) -> str | list[dict[str, str]]:
+def render(prompt: str | list[dict[str, str]], template: str, *, system: str | None = None,
+           prefill: str | None = None) -> str | list[dict[str, str]]:
     """Apply `template` to a prompt: text for `r1-zero`/`none`, chat messages for `chat`.
 
     `system` (chat only): None keeps the chat template's default system prompt, a string sets
     it, and '' sends an empty system message so that templates that insert a default (SmolLM2,
     Qwen2.5) do not.
 
+    `prefill`: the start of the answer, written for the model (DeepSeek-R1 starts every answer
+    with "<think>"). Text templates end with it (`r1-zero` after a space: "Assistant: <think>");
+    chat prompts get it as a final assistant message, which engines continue rather than close.
+
     >>> render("What is 2+2?", "r1-zero").endswith("User: What is 2+2?. Assistant:")
+    True
+    >>> render("What is 2+2?", "r1-zero", prefill="<think>").endswith("2+2?. Assistant: <think>")
     True
     >>> render("Hi", "chat", system="Be brief.")
     [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'}]
+    >>> render("Hi", "chat", prefill="<think>")[-1]
+    {'role': 'assistant', 'content': '<think>'}
     """
     check_template(template)
     if template == "chat":
@@ -54,6 +63,11 @@ def render(prompt: str | list[dict[str, str]], template: str, *, system: str | N
         if system is not None:
             messages = [m for m in messages if m["role"] != "system"]
             messages.insert(0, {"role": "system", "content": system})
+        if prefill:
+            if messages[-1]["role"] == "assistant":
+                raise BadInput("--prefill given, but the chat prompt already ends with an assistant message",
+                               hint="drop --prefill, or the final assistant message from the records")
+            messages.append({"role": "assistant", "content": prefill})
         return messages
     if system is not None:
         raise BadInput(f"--system applies to --template chat, not '{template}'")
@@ -63,8 +77,19 @@ def render(prompt: str | list[dict[str, str]], template: str, *, system: str | N
             hint="use --template chat for records whose prompt is a list of messages",
         )
     if template == "r1-zero":
-        return R1_ZERO.format(prompt=prompt.strip())
-    return prompt
+        text = R1_ZERO.format(prompt=_sentence(prompt))
+        return f"{text} {prefill}" if prefill else text
+    return prompt + prefill if prefill else prompt
+
+
+def _sentence(prompt: str) -> str:
+    """The prompt without its final full stop: the template adds one ("User: {prompt}. Assistant:").
+
+    >>> _sentence(" Compute 2 + 3. "), _sentence("Is it 4?")
+    ('Compute 2 + 3', 'Is it 4?')
+    """
+    text = prompt.strip()
+    return text[:-1] if text.endswith(".") and not text.endswith("..") else text
 
 
 # ---- parsing completions -------------------------------------------------------------

@@ -108,3 +108,14 @@ def test_finish_cuts_at_eos(tiny_model):
     assert (cut.finish_reason, cut.completion_tokens) == ("length", len(hello))
     stopped = engine._finish(hello + [eos], SamplingParams(max_new_tokens=8, stop=(" world",)))
     assert (stopped.text, stopped.finish_reason) == ("hello", "stop")
+
+
+def test_a_final_assistant_message_is_continued_not_closed(tiny_model):
+    from r1cli.engines.hf import HFEngine
+
+    engine = HFEngine(tiny_model)
+    user = [{"role": "system", "content": ""}, {"role": "user", "content": "2 + 3?"}]
+    opened = engine.tokenizer.decode(engine.encode(user))
+    prefilled = engine.tokenizer.decode(engine.encode([*user, {"role": "assistant", "content": "<think>"}]))
+    assert prefilled.startswith(opened)  # the generation prompt, then the prefill: no end-of-turn after it
+    assert prefilled.endswith("<think>")

@@ -269,6 +269,29 @@ def test_chat_prompts_from_stdin(tmp_path, tiny_model):
     assert "accuracy" not in metrics(out)[0]  # only with the accuracy reward
 
 
+def test_prefilled_chat_prompts_are_continued(tiny_model):
+    from r1cli.models import load_tokenizer
+    from r1cli.templates import render
+
+    tokenizer = load_tokenizer(tiny_model)
+    rows = [{"prompt": render("Compute 2 + 3.", "chat", system="", prefill="<think>")}, {"prompt": "plain <think>"}]
+    grpo._continue_prefilled(rows, tokenizer)
+    opened = tokenizer.apply_chat_template([{"role": "system", "content": ""},
+                                            {"role": "user", "content": "Compute 2 + 3."}],
+                                           add_generation_prompt=True, tokenize=False)
+    assert rows[0]["prompt"] == opened + "<think>"  # TRL would have closed the assistant turn
+    assert rows[1]["prompt"] == "plain <think>"
+
+
+def test_prefill_with_chat_prompts_one_step(tmp_path, tiny_model):
+    out = tmp_path / "run"
+    result = grpo_run("-m", tiny_model, "-r", "tags", "--template", "chat", "--prefill", "<think>", "--max-steps", "1",
+                      "-o", str(out), *SMALL, input="".join(json.dumps(r) + "\n" for r in PROMPTS))
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((out / "r1_config.json").read_text())["r1"]["prefill"] == "<think>"
+    assert metrics(out)[0]["reward/tags"] >= 0.25  # the prefilled <think> counts for every completion
+
+
 def test_resume_continues_the_step_count(tmp_path, tiny_model):
     out = tmp_path / "run"
     data = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
@@ -288,6 +311,44 @@ def test_resume_continues_the_step_count(tmp_path, tiny_model):
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["reward"] != 9.0
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
+
+
+@pytest.fixture(scope="module")
+def seen_reward():
+    """A reward of 1 that appends the answers it scores (one line per call: a step's batch) to $R1_TEST_SEEN."""
+    import os
+
+    if "test_seen" not in rewards.names():
+        @rewards.register("test_seen", needs=("answer",), summary="test reward")
+        def _seen():
+            def reward(completion, answer, **_):
+                with open(os.environ["R1_TEST_SEEN"], "a") as fp:
+                    fp.write(answer + "\n")
+                return 1.0
+            return reward
+    return "test_seen"
+
+
+def test_resume_keeps_the_data_order(tmp_path, tiny_model, seen_reward, monkeypatch):
+    prompts = [{"prompt": f"Compute {i} + 1.", "answer": f"v{i}"} for i in range(8)]
+    data = write_jsonl(tmp_path / "p.jsonl", prompts)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("save_steps: 1\n")
+
+    def answers_per_step(out, *steps):
+        seen = tmp_path / f"{out}.seen"
+        monkeypatch.setenv("R1_TEST_SEEN", str(seen))
+        for n, *extra in steps:
+            args = ["-m", tiny_model, "--data", data, "-r", seen_reward, "-c", str(recipe), "-o", str(tmp_path / out),
+                    "--seed", "3", *SMALL, "--max-steps", str(n), *extra]
+            result = grpo_run(*args)
+            assert result.exit_code == 0, result.stderr
+        lines = seen.read_text().split()
+        return [lines[i:i + 4] for i in range(0, len(lines), 4)]  # 2 prompts × 2 generations a step
+
+    straight = answers_per_step("straight", (3,))
+    resumed = answers_per_step("resumed", (1,), (3, "--resume"))
+    assert len(straight) == 3 and resumed == straight  # the same prompts at every step, after the resume too
 
 
 @pytest.fixture(scope="module")

@@ -410,6 +410,17 @@ def test_tags(completion, prompt, expected):
     assert fn("tags")(completion, prompt=prompt) == expected
 
 
+@pytest.mark.parametrize(("name", "completion", "expected"), [
+    ("format", " 2+2=4 </think><answer>4</answer>", 1.0),
+    ("format", "<think> 2+2=4 </think><answer>4</answer>", 0.0),  # a second <think> after the prefilled one
+    ("tags", " 2+2=4 </think><answer>4</answer>", 1.0),
+    ("tags", " 2+2=4", 0.25),
+])
+def test_a_records_prefill_is_part_of_the_answer(name, completion, expected):
+    # `r1 rollout --prefill '<think>'` records the prefill; the prompt itself is the unrendered one
+    assert fn(name)(completion, prompt="Compute 2 + 2.", prefill="<think>") == expected
+
+
 # ---- language ---------------------------------------------------------------------------------------
 
 EN = "First we compute the sum of the two roots. Then we check that the product is six."

@@ -91,3 +91,23 @@ def test_final_answer_prefers_answer_tags_and_unwraps_boxes():
 def test_strip_think():
     assert strip_think("<think>a</think> b") == "b"
     assert strip_think("no think") == "no think"
+
+
+@pytest.mark.parametrize(("template", "prompt", "want_end"), [
+    ("r1-zero", "Compute 2 + 3.", "User: Compute 2 + 3. Assistant: <think>"),  # one full stop, then a space
+    ("none", "Q: 2 + 3 = ", "Q: 2 + 3 = <think>"),
+])
+def test_prefill_ends_a_text_prompt(template, prompt, want_end):
+    assert render(prompt, template, prefill="<think>").endswith(want_end)
+
+
+def test_prefill_is_a_final_assistant_message_of_a_chat_prompt():
+    messages = render("Hi", "chat", system="", prefill="<think>\n")
+    assert messages == [{"role": "system", "content": ""}, {"role": "user", "content": "Hi"},
+                        {"role": "assistant", "content": "<think>\n"}]
+    with pytest.raises(BadInput, match="already ends with an assistant message"):
+        render(messages, "chat", prefill="<think>")
+
+
+def test_r1_zero_keeps_one_full_stop():
+    assert "User: Compute 2 + 3. Assistant:" in render("Compute 2 + 3.", "r1-zero")

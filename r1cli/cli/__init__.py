@@ -11,9 +11,14 @@ import typer
 from r1cli import __version__
 from r1cli.cli._common import reports_errors
 from r1cli.cli.data import data_app
+from r1cli.cli.distill import distill_cmd
+from r1cli.cli.eval import eval_cmd
 from r1cli.cli.grpo import grpo_cmd
+from r1cli.cli.report import report_cmd
+from r1cli.cli.reject_sample import reject_sample_cmd
 from r1cli.cli.rollout import rollout_cmd
 from r1cli.cli.score import score_cmd
+from r1cli.cli.sft import sft_cmd
 
 app = typer.Typer(
     name="r1",
@@ -49,6 +54,11 @@ for _name, _fn in {
     "rollout": rollout_cmd,
     "score": score_cmd,
     "grpo": grpo_cmd,
+    "reject-sample": reject_sample_cmd,
+    "sft": sft_cmd,
+    "distill": distill_cmd,
+    "eval": eval_cmd,
+    "report": report_cmd,
 }.items():
     app.command(_name)(reports_errors(_fn))
 

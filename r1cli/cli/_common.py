@@ -63,6 +63,16 @@ SystemOpt = Annotated[
     str | None,
     typer.Option("--system", help="System prompt for --template chat; '' removes the template's default one."),
 ]
+PrefillOpt = Annotated[
+    str | None,
+    typer.Option("--prefill", help="Start every answer with this text, written for the model (R1: '<think>'); "
+                                   "records carry it as `prefill`."),
+]
+
+SkipInvalidOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="Skip malformed input lines (bad JSON, not UTF-8, not an object), "
+                                              "counted in the summary, instead of failing.")
+]
 
 RewardOpt = Annotated[
     list[str] | None,

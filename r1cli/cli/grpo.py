@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Annotated, Any
 
 import typer
 
+from r1cli.cli import _train
 from r1cli.cli._common import (
-    AnswerFieldOpt, ExtractAnswerOpt, ModelOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, RewardOpt, SplitOpt, SystemOpt,
-    TemplateOpt, progress_bar, reward_params, summary,
+    AnswerFieldOpt, ExtractAnswerOpt, ModelOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, RewardOpt, SplitOpt,
+    SystemOpt, TemplateOpt, reward_params,
 )
+from r1cli.cli._train import report, start, train_here
 
 
 def _opt(kind: Any, *names: str, help: str, **kw: Any) -> Any:  # noqa: A002
@@ -30,6 +30,7 @@ def grpo_cmd(
     reward_arg: RewardArgOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
+    prefill: PrefillOpt = None,
     output: RunDirOpt = None,
     config: ConfigOpt = None,
     num_generations: _opt(int, "--num-generations", "-n", min=2, help="Completions per prompt (the group).") = None,
@@ -72,7 +73,7 @@ def grpo_cmd(
         "model": model, "data": data,
         "reward": tuple(specs) if specs else None,
         "reward_params": reward_params(reward_arg or [], None, names) or None,
-        "template": template, "system": system, "split": split, "prompt_field": prompt_field,
+        "template": template, "system": system, "prefill": prefill, "split": split, "prompt_field": prompt_field,
         "answer_field": answer_field, "extract_answer": extract_answer, "dynamic_sampling": dynamic_sampling,
         "lora": lora, "resume": resume or None, "num_processes": num_processes if num_processes > 1 else None,
         "output": output, "num_generations": num_generations, "max_completion_length": max_completion_length,
@@ -81,29 +82,15 @@ def grpo_cmd(
         "grad_accum": grad_accum, "seed": seed, "use_vllm": use_vllm, "vllm_mode": vllm_mode,
     }
     settings = GRPOSettings.build(flags, config)
-    if settings.num_processes > 1:
-        code = launch(settings, quiet=quiet)  # rank 0 prints the progress and the summary line
-        if code:
-            raise typer.Exit(code)
-        return
-    run(settings, quiet=quiet)
+    start(settings, launch=launch, run=run, quiet=quiet)
 
 
 def run(settings: Any, *, quiet: bool) -> None:
     """Train in this process with a progress bar on stderr, then print the summary line."""
     from r1cli.training.grpo import train
 
-    fields = "{task.fields[stats]}"
-    with progress_bar("grpo", total=None, quiet=quiet, fields=fields, stats="") as bar:
-        def update(step: int, total: int, **values: Any) -> None:
-            bar.update(total=total if total and total > 0 else None, completed=step, stats=_stats(values))
-
-        result = train(settings, progress=update)
-    per_step = result.seconds / max(result.steps - result.first_step, 1)
-    resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
-    steps = f"{result.steps:,} step{'s' if result.steps != 1 else ''}"
-    summary(f"trained {steps} in {result.seconds:,.1f} s ({per_step:.2f} s/step{resumed}); "
-            f"{_stats(result.last, trl_names=True) or 'no metrics'}; model saved to {result.output_dir}", quiet=quiet)
+    result = train_here("grpo", train, settings, quiet=quiet, stats=_stats)
+    report(result, _stats(result.last, trl_names=True), quiet=quiet)
 
 
 def _stats(values: dict[str, Any], *, trl_names: bool = False) -> str:
@@ -119,17 +106,9 @@ def _stats(values: dict[str, Any], *, trl_names: bool = False) -> str:
 
 def worker_main(argv: list[str] | None = None) -> None:
     """Entry point of each rank under `accelerate launch` (`python -m r1cli.cli.grpo CONFIG`)."""
-    from r1cli.cli._common import print_error
-    from r1cli.errors import R1Error
     from r1cli.training.grpo import worker_settings
 
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        settings = worker_settings(argv[0])
-        run(settings, quiet="--quiet" in argv[1:] or os.environ.get("RANK", "0") != "0")
-    except R1Error as exc:
-        print_error(exc)
-        sys.exit(1)
+    _train.worker_main(worker_settings, run, argv)
 
 
 if __name__ == "__main__":

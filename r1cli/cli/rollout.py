@@ -10,7 +10,11 @@ import typer
 
 from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, InputArg, ModelOpt, OutputOpt, PromptFieldOpt, QuietOpt, ResumeOpt, SeedOpt,
-    SplitOpt, SystemOpt, TemplateOpt, progress_bar, summary,
+    SkipInvalidOpt, SplitOpt, SystemOpt, TemplateOpt, PrefillOpt, progress_bar, summary,
+)
+from r1cli.cli._engine import (
+    ApiKeyEnvOpt, BaseUrlOpt, BatchSizeOpt, ConcurrencyOpt, DtypeOpt, EngineOpt, GpuMemoryUtilizationOpt, MaxRetriesOpt,
+    RequestTimeoutOpt, TensorParallelSizeOpt, build_engine,
 )
 
 SamplesOpt = Annotated[int, typer.Option("--samples", "-n", min=1, help="Completions per prompt.")]
@@ -18,28 +22,36 @@ MaxNewTokensOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="M
 TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
 TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest tokens (0 = off).")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="Inference engine: hf (transformers).")]
 
 
 def rollout_cmd(
     path: InputArg = "-",
-    model: ModelOpt = "smollm2-135m",
+    model: ModelOpt = None,  # type: ignore[assignment]  # None: smollm2-135m, or the served model (openai)
     samples: SamplesOpt = 4,
     max_new_tokens: MaxNewTokensOpt = 512,
     temperature: TemperatureOpt = 0.6,
     top_p: TopPOpt = 0.95,
     top_k: TopKOpt = 0,
     seed: SeedOpt = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences generated together.")] = 64,
+    batch_size: BatchSizeOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
+    prefill: PrefillOpt = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
     engine: EngineOpt = "hf",
-    dtype: Annotated[str | None, typer.Option("--dtype", help="float32, bfloat16 or float16 (default: bf16 on GPU and on CPUs with bf16 instructions, else fp32).")] = None,
+    dtype: DtypeOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    tensor_parallel_size: TensorParallelSizeOpt = None,
+    gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
     split: SplitOpt = None,
     prompt_field: PromptFieldOpt = None,
     answer_field: AnswerFieldOpt = None,
     extract_answer: ExtractAnswerOpt = None,
+    skip_invalid: SkipInvalidOpt = False,
     output: OutputOpt = "-",
     resume: ResumeOpt = False,
     quiet: QuietOpt = False,
@@ -49,8 +61,9 @@ def rollout_cmd(
     \b
         r1 data arithmetic -n 8 | r1 rollout -m smollm2-135m -n 4 > rollouts.jsonl
         r1 rollout prompts.jsonl -m Qwen/Qwen2.5-0.5B-Instruct -n 16 --template r1-zero -o out.jsonl --resume
+        r1 rollout prompts.jsonl --engine openai --base-url http://127.0.0.1:8000/v1 --concurrency 64 -n 16 -o out.jsonl
     """
-    from r1cli.engines import SamplingParams, get_engine
+    from r1cli.engines import SamplingParams
     from r1cli.io import iter_records, open_output, prepare_prompts
     from r1cli.rollout import RolloutStats, rollout
 
@@ -61,18 +74,23 @@ def rollout_cmd(
                                 top_k=top_k, seed=seed, stop=tuple(stop or ()))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    located = prepare_prompts(iter_records(path, split=split), prompt_field=prompt_field,
-                              answer_field=answer_field, extract=extract_answer)
+    skipped: list[str] = []
+    located = prepare_prompts(iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped),
+                              prompt_field=prompt_field, answer_field=answer_field, extract=extract_answer)
     first = next(located, None)  # bad input fails here, before a model loads
     stats = RolloutStats()
     start = time.perf_counter()
+    eng = None
     with open_output(output, resume=resume) as sink:
         done = sink.resume_groups(samples)
         if first is not None:
-            eng = get_engine(engine, model, batch_size=batch_size, dtype=dtype)
+            eng = build_engine(engine, model, batch_size=batch_size, dtype=dtype, base_url=base_url,
+                               api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
+                               max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
+                               gpu_memory_utilization=gpu_memory_utilization)
             start = time.perf_counter()
             groups = rollout(itertools.chain([first], located), eng, params, template=template, system=system,
-                             prompts_per_call=max(1, batch_size // samples), skip=done, stats=stats)
+                             prefill=prefill, prompts_per_call=max(1, eng.batch_size // samples), skip=done, stats=stats)
             with progress_bar("rollout", total=None, quiet=quiet, fields="{task.fields[speed]}",
                               speed="") as bar:
                 for group in groups:
@@ -81,6 +99,9 @@ def rollout_cmd(
                     bar.update(advance=1, speed=f"{rate:,.1f} tok/s")
     elapsed = time.perf_counter() - start
     resumed = f", {stats.skipped:,} prompts already done" if stats.skipped else ""
+    retried = getattr(eng, "retries", 0)  # openai engine: requests that needed another try
+    resumed += f", {retried:,} requests retried" if retried else ""
+    resumed += f", {len(skipped):,} invalid lines skipped" if skipped else ""
     summary(f"generated {stats.completions:,} completions for {stats.prompts:,} prompts "
             f"({stats.tokens:,} tokens, {stats.tokens / max(elapsed, 1e-9):,.1f} tok/s, "
             f"{stats.truncated:,} truncated{resumed})", quiet=quiet)

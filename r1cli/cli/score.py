@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from r1cli.cli._common import (
-    InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SplitOpt, err, progress_bar, reward_params, summary,
+    InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SkipInvalidOpt, SplitOpt, err, progress_bar,
+    reward_params, summary,
 )
 
 DEFAULT_REWARDS = ("accuracy", "format")
@@ -33,10 +34,6 @@ TimeoutOpt = Annotated[
                       "null and the record gets a `score_error`."),
 ]
 
-
-SkipInvalidOpt = Annotated[
-    bool, typer.Option("--skip-invalid", help="Skip malformed JSON lines (counted in the summary) instead of failing.")
-]
 ListOpt = Annotated[bool, typer.Option("--list", help="List the rewards and their parameters, then exit.")]
 
 

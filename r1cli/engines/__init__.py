@@ -64,6 +64,7 @@ class Generation:
 class Engine(Protocol):
     name: str
     model_name: str
+    batch_size: int  # sequences worth handing to one generate() call
 
     def has_chat_template(self) -> bool: ...
 
@@ -86,6 +87,8 @@ def sample_seed(seed: int, key: str, sample: int) -> int:
 
 ENGINES = {
     "hf": "r1cli.engines.hf:HFEngine",
+    "vllm": "r1cli.engines.vllm:VLLMEngine",
+    "openai": "r1cli.engines.openai:OpenAIEngine",
 }
 
 

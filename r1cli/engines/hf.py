@@ -69,7 +69,10 @@ class HFEngine:
         """Token ids of a prompt: raw text as is, chat messages through the chat template."""
         if isinstance(prompt, str):
             return list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
-        text = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        # a final assistant message is a prefill (`--prefill`): continue it instead of closing it
+        prefilled = prompt[-1]["role"] == "assistant"
+        text = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=not prefilled,
+                                                  continue_final_message=prefilled, tokenize=False)
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # -- generation ------------------------------------------------------------------------

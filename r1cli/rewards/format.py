@@ -4,7 +4,7 @@ The R1-Zero template (DeepSeek-R1 paper, Table 1) asks for the reasoning in <thi
 followed by the answer in <answer> </answer>. Prompts that already end with "<think>" (the
 DeepSeek-R1 chat template, or `--template r1-zero` with a prefilled tag) yield completions
 without the opening tag; both rewards count that tag as present when the record's prompt ends
-with it.
+with it, or when the record's `prefill` (`r1 rollout --prefill`) holds it.
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ def prompt_text(prompt: Any) -> str:
     return ""
 
 
-def with_prefilled_think(completion: str, prompt: Any) -> str:
-    """The completion with "<think>" restored when the prompt ended with it and the completion lacks it.
+def with_prefilled_think(completion: str, prompt: Any, prefill: Any = None) -> str:
+    """The whole answer: a rollout's `prefill` (e.g. "<think>", written for the model) and the
+    completion, or the completion with "<think>" restored when the rendered prompt ended with it.
 
     >>> with_prefilled_think("x</think>", "Assistant: <think>")
     '<think>x</think>'
+    >>> with_prefilled_think(" x</think>", "Compute 2 + 3.", prefill="<think>")
+    '<think> x</think>'
     """
+    if isinstance(prefill, str) and prefill:
+        return prefill + completion
     if "<think>" not in completion and prompt_text(prompt).rstrip().endswith("<think>"):
         return "<think>" + completion
     return completion
@@ -68,8 +73,8 @@ def format_reward(strict: bool = True) -> RewardFn:
     (0.0, 1.0)
     """
 
-    def reward(completion: str, prompt: Any = None, **_: Any) -> float:
-        text = with_prefilled_think(completion, prompt)
+    def reward(completion: str, prompt: Any = None, prefill: Any = None, **_: Any) -> float:
+        text = with_prefilled_think(completion, prompt, prefill)
         if not strict and "<think>" not in text and "</think>" in text:
             text = "<think>" + text
         if not _one_each(text):
@@ -95,8 +100,8 @@ def tags_reward() -> RewardFn:
     0.5
     """
 
-    def reward(completion: str, prompt: Any = None, **_: Any) -> float:
-        text = with_prefilled_think(completion, prompt)
+    def reward(completion: str, prompt: Any = None, prefill: Any = None, **_: Any) -> float:
+        text = with_prefilled_think(completion, prompt, prefill)
         return 0.25 * sum(text.count(tag) == 1 for tag in _TAGS)
 
     return reward

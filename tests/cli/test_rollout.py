@@ -183,3 +183,15 @@ def test_resume_after_a_crash_is_exactly_once(tiny_model, tmp_path, cut):
     want = {(r["id"], r["sample"]): r["completion"] for r in map(json.loads, lines)}
     assert {(r["id"], r["sample"]): r["completion"] for r in got} == want
     assert not (tmp_path / "out.jsonl.part").exists()
+
+
+@pytest.mark.parametrize("template", ["r1-zero", "chat"])
+def test_prefill_is_recorded_and_scored_as_part_of_the_answer(tiny_model, template):
+    result = rollout(tiny_model, "--template", template, "--prefill", "<think>", n=1)
+    assert result.exit_code == 0, result.stderr
+    out = parse(result.stdout)
+    assert [r["prefill"] for r in out] == ["<think>"] * 3
+    assert sorted(r["prompt"] for r in out) == sorted(p["prompt"] for p in PROMPTS)  # unrendered
+    scored = run(["score", "-r", "tags", "-q"], input=result.stdout)
+    assert scored.exit_code == 0, scored.stderr
+    assert all(r["rewards"]["tags"] >= 0.25 for r in parse(scored.stdout))  # the prefilled <think> counts

@@ -1,0 +1,220 @@
+"""`r1 eval`: DeepSeek-R1's evaluation protocol — k samples per question, pass@1, cons@k, pass@k."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from r1cli.cli._common import (
+    AnswerFieldOpt, ExtractAnswerOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, SeedOpt, SplitOpt, SystemOpt,
+    TemplateOpt, err, progress_bar, reward_params, summary,
+)
+from r1cli.cli._engine import (
+    ApiKeyEnvOpt, BaseUrlOpt, BatchSizeOpt, ConcurrencyOpt, DtypeOpt, EngineOpt, GpuMemoryUtilizationOpt, MaxRetriesOpt,
+    RequestTimeoutOpt, TensorParallelSizeOpt, build_engine,
+)
+from r1cli.cli.rollout import MaxNewTokensOpt, TemperatureOpt, TopKOpt, TopPOpt
+
+DataOpt = Annotated[
+    list[str] | None,
+    typer.Option("--data", "-d", metavar="BENCHMARK",
+                 help="A benchmark, repeatable: a preset (aime24, math500, gsm8k, gpqa-diamond), PRESET=FILE "
+                      "(a preset's fields on a local copy), a .jsonl/.json/.parquet file, or a HF dataset name."),
+]
+FromOpt = Annotated[
+    list[str] | None,
+    typer.Option("--from", metavar="FILE",
+                 help="Rollout or scored records to evaluate instead of generating (repeatable; each one a "
+                      "benchmark). Records without rewards are scored first (accuracy, format)."),
+]
+PassKOpt = Annotated[
+    str | None,
+    typer.Option("--pass-k", metavar="K,K,…", help="Report unbiased pass@k for these k (each ≤ -n; default 1, 4, 16, … up to n)."),
+]
+
+
+def eval_cmd(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model: hub id, local folder, or alias (smollm2-135m, tiny); default smollm2-135m.")] = None,
+    data: DataOpt = None,
+    from_files: FromOpt = None,
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Samples per question (the k of cons@k; R1 used 4–64).")] = 4,
+    max_new_tokens: MaxNewTokensOpt = 512,
+    temperature: TemperatureOpt = 0.6,
+    top_p: TopPOpt = 0.95,
+    top_k: TopKOpt = 0,
+    seed: SeedOpt = 0,
+    pass_k: PassKOpt = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    prefill: PrefillOpt = None,
+    instruction: Annotated[str | None, typer.Option("--instruction", help="Text appended to every prompt (default: a preset's own, R1's 'Please reason step by step…'; none for files; '' = none).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions of each benchmark.")] = None,
+    engine: EngineOpt = "hf",
+    dtype: DtypeOpt = None,
+    batch_size: BatchSizeOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
+    max_retries: MaxRetriesOpt = None,
+    tensor_parallel_size: TensorParallelSizeOpt = None,
+    gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
+    split: SplitOpt = None,
+    prompt_field: PromptFieldOpt = None,
+    answer_field: AnswerFieldOpt = None,
+    extract_answer: ExtractAnswerOpt = None,
+    reward_arg: RewardArgOpt = None,
+    rescore: Annotated[bool, typer.Option("--rescore", help="With --from: score every record again (e.g. with other --reward-arg), not only those without rewards.")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=0, help="Scoring processes (default: one per CPU; 0 = in this process).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="DIR", help="Folder for results.json and each benchmark's scored samples (JSONL).")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate a model R1's way: k samples per question (T=0.6, top-p 0.95), pass@1, cons@k, pass@k.
+
+    stdout: one JSON line of metrics per benchmark (data, questions, samples, pass@1 and its 95%
+    bootstrap interval, cons@n, pass@k, mean_tokens, truncated, format, answered). stderr: a table.
+
+    \b
+        r1 eval -m smollm2-135m --data gsm8k --data math500 -n 4 -o evals/smollm2 | jq '."pass@1"'
+        r1 eval -m runs/zero --data test.jsonl --template r1-zero -n 16 --pass-k 1,4,16
+        r1 eval --from scored.jsonl --pass-k 1,8
+    """
+    from r1cli import evaluation
+    from r1cli.io import dumps
+
+    settings = _settings(locals())
+    params = reward_params(reward_arg or [], None, list(evaluation.EVAL_REWARDS))
+    folder = Path(output) if output else None
+    results, names = [], set()
+    if from_files:
+        for path in from_files:
+            with progress_bar(f"scoring {path}", total=None, quiet=quiet) as bar:
+                metrics, scored = evaluation.evaluate_file(path, settings, workers=workers, reward_params=params,
+                                                           rescore=rescore, on_record=lambda: bar.update(advance=1))
+            results.append(_emit(metrics, scored, {"source": path}, folder, names, dumps))
+    else:
+        benches = [evaluation.load_benchmark(d, split=split, prompt_field=prompt_field, answer_field=answer_field,
+                                             extract=extract_answer, instruction=instruction, limit=limit, seed=seed)
+                   for d in data or ()]  # every benchmark loads (or fails) before the model does
+        eng = build_engine(engine, model, batch_size=batch_size, dtype=dtype, base_url=base_url,
+                           api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
+                           max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
+                           gpu_memory_utilization=gpu_memory_utilization)
+        settings = _resolved(settings, eng)
+        for bench in benches:
+            with progress_bar(bench.name, total=len(bench.records), quiet=quiet) as bar:
+                metrics, scored = evaluation.evaluate(bench, eng, settings, workers=workers, reward_params=params,
+                                                      on_question=lambda: bar.update(advance=1))
+            results.append(_emit(metrics, scored, bench.info, folder, names, dumps))
+    if not quiet:
+        _show(_table(results))
+    if folder is not None:
+        config = {**settings.to_json(), "rewards": list(evaluation.EVAL_REWARDS), "reward_params": params}
+        path = evaluation.write_results(folder, config, results)
+        summary(f"wrote {path} and {len(results)} samples file(s)", quiet=quiet)
+
+
+def _settings(flags: dict[str, Any]) -> Any:
+    """EvalSettings from the flags; usage errors (exit 2) for combinations that cannot work."""
+    from r1cli.evaluation import EvalSettings
+
+    if flags["from_files"] and flags["data"]:
+        raise typer.BadParameter("--from files are the benchmarks: drop --data", param_hint="--from")
+    if flags["from_files"] and flags["model"]:
+        raise typer.BadParameter("--from evaluates existing samples: drop -m (or drop --from to generate)",
+                                 param_hint="--from")
+    if not flags["from_files"] and not flags["data"]:
+        raise typer.BadParameter("give a benchmark: --data gsm8k (a preset), --data FILE, or --from SAMPLES.jsonl",
+                                 param_hint="--data")
+    mapping = [f for f in ("split", "prompt_field", "answer_field", "extract_answer") if flags[f] is not None]
+    if mapping and flags["data"] and all(_is_preset(d) for d in flags["data"]):
+        raise typer.BadParameter("presets bring their own split and fields: the mapping flags apply to files and "
+                                 "dataset names", param_hint="--" + mapping[0].replace("_", "-"))
+    try:
+        return EvalSettings(
+            model=None if flags["from_files"] else flags["model"], engine=flags["engine"],
+            template=flags["template"], system=flags["system"], prefill=flags["prefill"], samples=flags["samples"],
+            temperature=flags["temperature"], top_p=flags["top_p"], top_k=flags["top_k"],
+            max_new_tokens=flags["max_new_tokens"], seed=flags["seed"], pass_k=_ks(flags["pass_k"]),
+            dtype=flags["dtype"], batch_size=flags["batch_size"] or 64, limit=flags["limit"],
+            instruction=flags["instruction"], from_files=tuple(flags["from_files"] or ()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pass-k") from None
+
+
+def _is_preset(spec: str) -> bool:
+    from r1cli.evaluation import PRESETS
+
+    return spec.partition("=")[0] in PRESETS
+
+
+def _ks(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        ks = tuple(sorted({int(k) for k in text.split(",") if k.strip()}))
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a list of integers such as 1,4,16", param_hint="--pass-k") from None
+    if not ks:
+        raise typer.BadParameter("give at least one k, e.g. --pass-k 1,4", param_hint="--pass-k")
+    return ks
+
+
+def _resolved(settings: Any, engine: Any) -> Any:
+    """The settings as the engine resolved them: the template its model gets (chat or none when not
+    given), the model's name (the served one for openai) and the engine's batch size."""
+    from r1cli.rollout import resolve_template
+
+    return dataclasses.replace(settings, template=resolve_template(settings.template, engine),
+                               model=settings.model or engine.model_name,
+                               batch_size=engine.batch_size)
+
+
+def _emit(metrics: dict[str, Any], scored: list[dict[str, Any]], info: dict[str, Any], folder: Path | None,
+          names: set[str], dumps: Any) -> dict[str, Any]:
+    """Print a benchmark's metrics line on stdout; write its samples to the folder; return its results entry."""
+    from r1cli.evaluation import samples_file, write_samples
+
+    sys.stdout.write(dumps(metrics))
+    sys.stdout.flush()
+    entry = {**metrics, **{k: v for k, v in info.items() if k not in metrics}}
+    if folder is not None:
+        entry["samples_file"] = write_samples(folder, samples_file(metrics["data"], names), scored).name
+    return entry
+
+
+def _show(table: Any) -> None:
+    """Print on stderr; a log file or pipe gets the whole table, not rich's default 80 columns of it."""
+    from rich.console import Console
+
+    console = err if err.is_terminal else Console(stderr=True, width=max(err.width, 120), highlight=False)
+    console.print(table)
+
+
+def _table(results: list[dict[str, Any]]) -> Any:
+    """The human summary on stderr: percentages of questions (pass@k, cons) or of samples (trunc., format)."""
+    from rich.table import Table
+
+    ks = sorted({int(k[5:]) for r in results for k in r if k.startswith("pass@") and k[5:].isdigit()} - {1})
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("benchmark", overflow="fold", min_width=12)
+    for name in ("questions", "n", "pass@1", "95% CI", "cons@n", *(f"pass@{k}" for k in ks), "tokens", "trunc.",
+                 "format"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in results:
+        n = r["samples"]
+        ci = r.get("pass@1_ci")
+        table.add_row(r["data"], f"{r['questions']:,}", str(n), _pct(r["pass@1"]),
+                      f"{_pct(ci[0])}–{_pct(ci[1])}" if ci else "-", _pct(r.get(f"cons@{n}")),
+                      *(_pct(r.get(f"pass@{k}")) for k in ks),
+                      "-" if r.get("mean_tokens") is None else f"{r['mean_tokens']:,.0f}",
+                      _pct(r.get("truncated")), _pct(r.get("format")))
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

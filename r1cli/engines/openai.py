@@ -1,0 +1,438 @@
+"""The OpenAI-compatible engine: any server that speaks `/v1/chat/completions` and
+`/v1/completions` (`vllm serve`, SGLang, `transformers serve`, llama.cpp's server, hosted APIs).
+
+Chat messages go to the chat endpoint (the server applies the model's chat template), raw text
+to the completions endpoint. Every sample is its own request with its own seed,
+`sample_seed(seed, key, sample)`: servers that ignore `n` (transformers serve answers one choice)
+and servers that honour it give the same records, and a sample does not depend on how many
+requests were in flight or on which other prompts shared the call. vLLM and SGLang cache the
+shared prompt prefix, so n requests cost about what one request with `n` does; a hosted API that
+bills prompt tokens bills them n times (R1 prompts are short next to their completions).
+
+Requests run `concurrency` at a time on threads over one pooled `httpx.Client`. A request that
+meets 408/409/429/5xx, a dropped connection or its timeout is retried with exponential backoff
+and jitter, waiting what `Retry-After` says when the server sends it; other 4xx answers are
+errors at once, with the server's own message. The API key comes from an environment variable
+and only ever travels in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from r1cli.engines import Completion, Generation, Prompt, SamplingParams, sample_seed
+from r1cli.errors import EngineUnavailable
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_TIMEOUT = 600.0  # seconds per request: a long reasoning completion on a busy server
+DEFAULT_RETRIES = 5  # with 0.5 s doubling: gives a restarting server ~15-30 s to come back
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 300.0  # a Retry-After longer than this is taken as 300 s
+RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx; as the OpenAI SDK retries
+
+START_HINT = ("start the server (e.g. `vllm serve MODEL` or `transformers serve MODEL`) or fix --base-url; "
+              "a run with -o FILE --resume keeps the prompts it finished, and the same command continues it")
+
+
+# ---- pure helpers ------------------------------------------------------------------------------
+
+
+def api_root(base_url: str) -> str:
+    """The API root that endpoint paths are appended to; a bare host gets `/v1`.
+
+    >>> api_root("http://127.0.0.1:8000")
+    'http://127.0.0.1:8000/v1'
+    >>> api_root("https://api.example.com/v1/")
+    'https://api.example.com/v1'
+    """
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise EngineUnavailable(f"--base-url '{base_url}' is not an http(s) URL",
+                                hint="give the server's API root, e.g. http://127.0.0.1:8000/v1")
+    return url if parts.path not in ("", "/") else url + "/v1"
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds, or an HTTP date); None if absent or bad.
+
+    >>> parse_retry_after("3")
+    3.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0)
+    10.0
+    >>> parse_retry_after("soon") is None
+    True
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, *, retry_after: float | None, rand: float,
+                  base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds before retry number `attempt` (0-based): the server's Retry-After when it sent one,
+    else "equal jitter" exponential backoff, between half and all of min(cap, base·2^attempt), so
+    clients that failed together do not come back together. `rand` is uniform in [0, 1).
+
+    >>> backoff_delay(0, retry_after=None, rand=0.0), backoff_delay(3, retry_after=None, rand=0.999)
+    (0.25, 3.998)
+    >>> backoff_delay(10, retry_after=None, rand=0.0), backoff_delay(0, retry_after=7.0, rand=0.5)
+    (15.0, 7.0)
+    """
+    if retry_after is not None:
+        return min(retry_after, RETRY_AFTER_CAP)
+    ceiling = min(cap, base * 2**attempt)
+    return ceiling / 2 + rand * ceiling / 2
+
+
+def retryable(status: int) -> bool:
+    """Whether an HTTP status is worth retrying (rate limits, timeouts, conflicts, server errors)."""
+    return status in RETRY_STATUS or status >= 500
+
+
+def request_body(prompt: Prompt, params: SamplingParams, seed: int, model: str | None) -> tuple[str, dict[str, Any]]:
+    """(endpoint path, JSON body) of one sample's request.
+
+    `top_k` and `ignore_eos` are not OpenAI parameters (vLLM and SGLang accept them, strict
+    servers refuse them), so they are sent only when they are set. llama.cpp reads `seed` as a
+    32-bit number, so the per-sample seed is kept below 2^31.
+    """
+    body: dict[str, Any] = {}
+    if model:
+        body["model"] = model
+    if isinstance(prompt, str):
+        path = "/completions"
+        body["prompt"] = prompt
+    else:
+        path = "/chat/completions"
+        body["messages"] = [dict(m) for m in prompt]
+    body.update(max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
+                seed=seed & 0x7FFF_FFFF)
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if params.top_k > 0:
+        body["top_k"] = params.top_k
+    if params.ignore_eos:
+        body["ignore_eos"] = True
+    return path, body
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One sample as the server answered it; token counts are None when it sent no `usage`."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    model: str | None = None
+
+
+def parse_answer(data: Any, *, chat: bool, stop: Sequence[str] = ()) -> Answer:
+    """The first choice of a (chat) completion response, as r1 records it.
+
+    The text is cut at the first stop string (servers differ in whether they include it; r1
+    never does). A chat answer whose reasoning the server split off (`reasoning_content`, as vLLM
+    does with a reasoning parser) gets it back in front as `<think>…</think>`, the R1 format.
+    `finish_reason` is `length` when the server says so, else `stop`.
+    """
+    try:
+        choice = data["choices"][0]
+        if chat:
+            message = choice["message"]
+            text = message.get("content") or ""
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            if reasoning:
+                text = f"<think>\n{reasoning}\n</think>\n{text}"
+        else:
+            text = choice["text"] or ""
+        raw_reason = choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ValueError("no choices[0] with a " + ("message" if chat else "text")) from None
+    if not isinstance(text, str):
+        raise ValueError("the completion text is not a string")  # noqa: TRY004 - one error type for a bad answer
+    finish = "length" if raw_reason == "length" else "stop"
+    cuts = [text.find(s) for s in stop if s and s in text]
+    if cuts:
+        text, finish = text[: min(cuts)], "stop"
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    model = data.get("model") if isinstance(data.get("model"), str) else None
+    return Answer(text=text, finish_reason=finish, prompt_tokens=_count(usage.get("prompt_tokens")),
+                  completion_tokens=_count(usage.get("completion_tokens")), model=model)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def error_detail(text: str) -> str:
+    """The server's own error message out of an error body (OpenAI, FastAPI or plain text).
+
+    >>> error_detail('{"error": {"message": "model not found"}}')
+    'model not found'
+    >>> error_detail('{"detail": "Unexpected fields"}')
+    'Unexpected fields'
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:300]
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        for key in ("detail", "message", "error"):
+            if data.get(key):
+                return str(data[key])[:300]
+    return " ".join(text.split())[:300]
+
+
+def api_key(env_name: str | None) -> str | None:
+    """The API key from the variable `env_name` (which must be set), else from OPENAI_API_KEY if set."""
+    if env_name is None:
+        return os.environ.get(DEFAULT_API_KEY_ENV) or None
+    value = os.environ.get(env_name)
+    if not value:
+        raise EngineUnavailable(f"--api-key-env {env_name}: the environment variable {env_name} is not set or empty",
+                                hint=f"export {env_name}=… (the key is read from there and never printed)")
+    return value
+
+
+# ---- the engine ------------------------------------------------------------------------------
+
+
+class _Aborted(Exception):
+    """Another request of the same call failed: stop this one's retries."""
+
+
+class OpenAIEngine:
+    name = "openai"
+
+    def __init__(self, model: str | None = None, *, base_url: str, api_key_env: str | None = None,
+                 concurrency: int = DEFAULT_CONCURRENCY, request_timeout: float = DEFAULT_TIMEOUT,
+                 max_retries: int = DEFAULT_RETRIES, batch_size: int | None = None) -> None:
+        import httpx
+
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be ≥ 1, got {concurrency}")
+        if request_timeout <= 0:
+            raise ValueError(f"request_timeout must be > 0, got {request_timeout}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be ≥ 0, got {max_retries}")
+        self.url = api_root(base_url)
+        self.model = model or None
+        self.model_name = model or ""  # without -m: the name the server reports, from its first answer
+        self.concurrency = concurrency
+        self.request_timeout = request_timeout
+        self.max_retries = max_retries
+        # sequences per generate() call: enough to keep every slot busy for a while
+        self.batch_size = max(batch_size or 64, concurrency)
+        self._api_key_env = api_key_env or DEFAULT_API_KEY_ENV
+        key = api_key(api_key_env)
+        self._client = httpx.Client(
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=httpx.Timeout(request_timeout, connect=min(request_timeout, 30.0)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._call = threading.local()  # .abort: the Event of the generate() call a worker thread serves
+        self._rng = random.Random()
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
+        self.retries = 0  # requests retried, over the engine's life
+
+    def has_chat_template(self) -> bool:
+        return True  # the server applies the model's chat template to messages
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams, *,
+                 keys: Sequence[str] | None = None) -> list[Generation]:
+        if keys is None:
+            keys = [str(i) for i in range(len(prompts))]
+        tasks = [(i, s) for i in range(len(prompts)) for s in range(params.n)]
+        answers = self._run(tasks, lambda i, s: self.sample(prompts[i], params, sample_seed(params.seed, keys[i], s)))
+        out = []
+        for i, prompt in enumerate(prompts):
+            mine = [answers[(i, s)] for s in range(params.n)]
+            prompt_tokens = next((a.prompt_tokens for a in mine if a.prompt_tokens is not None), None)
+            if prompt_tokens is None:
+                prompt_tokens = self._count_prompt(prompt)
+            completions = [
+                Completion(text=a.text, finish_reason=a.finish_reason,
+                           completion_tokens=a.completion_tokens if a.completion_tokens is not None
+                           else self._count_text(a.text))
+                for a in mine
+            ]
+            out.append(Generation(prompt_tokens=prompt_tokens, completions=completions))
+        return out
+
+    def sample(self, prompt: Prompt, params: SamplingParams, seed: int) -> Answer:
+        """One completion of one prompt (one request, retried as needed)."""
+        path, body = request_body(prompt, params, seed, self.model)
+        data = self._post(path, body)
+        try:
+            answer = parse_answer(data, chat=path == "/chat/completions", stop=params.stop)
+        except ValueError as exc:
+            raise EngineUnavailable(f"{self.url}{path}: unexpected answer ({exc}): {json.dumps(data)[:200]}",
+                                    hint="--base-url must point at an OpenAI-compatible API root (…/v1)") from None
+        if not self.model_name and answer.model:
+            self.model_name = answer.model
+        return answer
+
+    def _run(self, tasks: list[tuple[int, int]], work: Callable[[int, int], Answer]) -> dict[tuple[int, int], Answer]:
+        """Run `work` on every task, `concurrency` at a time; the first failure stops the rest.
+
+        Daemon threads: after a failure the command exits at once instead of waiting for
+        requests still in flight (up to --request-timeout each).
+        """
+        pending: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        for task in tasks:
+            pending.put(task)
+        done: queue.SimpleQueue[tuple[tuple[int, int], Answer | BaseException]] = queue.SimpleQueue()
+        abort = threading.Event()  # per call: threads of a failed call never resume for a later one
+
+        def worker() -> None:
+            self._call.abort = abort
+            while not abort.is_set():
+                try:
+                    task = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((task, work(*task)))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    done.put((task, exc))
+                    return
+
+        for _ in range(min(self.concurrency, len(tasks))):
+            threading.Thread(target=worker, daemon=True, name="r1-openai").start()
+        results: dict[tuple[int, int], Answer] = {}
+        try:
+            while len(results) < len(tasks):
+                try:
+                    task, result = done.get(timeout=0.5)  # a timeout keeps Ctrl-C responsive
+                except queue.Empty:
+                    continue
+                if isinstance(result, BaseException):
+                    if isinstance(result, _Aborted):
+                        continue
+                    raise result
+                results[task] = result
+        finally:
+            if len(results) < len(tasks):
+                abort.set()
+        return results
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        import httpx
+
+        url = self.url + path
+        abort = getattr(self._call, "abort", None) or threading.Event()
+        failure = ""
+        for attempt in range(self.max_retries + 1):
+            if abort.is_set():
+                raise _Aborted
+            retry_after = None
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.TimeoutException:
+                failure = f"no answer within {self.request_timeout:g} s (--request-timeout)"
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                if response.status_code < 300:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        failure = f"HTTP {response.status_code} with a body that is not JSON"
+                elif retryable(response.status_code):
+                    failure = f"HTTP {response.status_code}: {error_detail(response.text)}"
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                else:
+                    raise self._refused(url, response)
+            if attempt == self.max_retries:
+                break
+            self.retries += 1
+            if self._wait(backoff_delay(attempt, retry_after=retry_after, rand=self._rng.random()), abort):
+                raise _Aborted
+        raise EngineUnavailable(f"the server at {url} failed: {failure} (gave up after {self.max_retries} "
+                                f"retr{'y' if self.max_retries == 1 else 'ies'})",
+                                hint=("lower --concurrency or raise --max-retries; " if "429" in failure else "")
+                                + START_HINT)
+
+    def _wait(self, seconds: float, abort: threading.Event) -> bool:
+        """Sleep before a retry; True when the call was aborted meanwhile."""
+        return abort.wait(seconds)
+
+    def _refused(self, url: str, response: Any) -> EngineUnavailable:
+        status, detail = response.status_code, error_detail(response.text)
+        message = f"the server at {url} refused the request (HTTP {status}): {detail}"
+        if status in (401, 403):
+            hint = f"check the API key in ${self._api_key_env} (--api-key-env names the variable)"
+        elif status == 404:
+            hint = "check --base-url (the API root, usually ending in /v1) and -m (a name the server serves)"
+        elif "top_k" in detail:
+            hint = "--top-k is not an OpenAI parameter and this server refuses it: use --top-k 0"
+        elif "model" in detail.lower() or "pinned" in detail.lower():
+            hint = "-m must be a name the server serves; leave -m out for a server that serves one model"
+        else:
+            hint = "check the sampling flags against what this server supports"
+        return EngineUnavailable(message, hint=hint)
+
+    # -- token counts when the server sends no `usage` -------------------------------------
+
+    def _tokenizer_or_fail(self) -> Any:
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                from r1cli.errors import R1Error
+                from r1cli.models import load_tokenizer
+
+                if not self.model:
+                    raise EngineUnavailable(f"the server at {self.url} sends no token counts (`usage`)",
+                                            hint="give -m (the served model's hub id or local folder) so r1 can "
+                                                 "count tokens with its tokenizer")
+                try:
+                    self._tokenizer = load_tokenizer(self.model)
+                except R1Error as exc:
+                    raise EngineUnavailable(f"the server at {self.url} sends no token counts (`usage`), and the "
+                                            f"tokenizer of -m {self.model} cannot be loaded: {exc.message}",
+                                            hint="give -m as the served model's hub id or local folder") from None
+            return self._tokenizer
+
+    def _count_text(self, text: str) -> int:
+        return len(self._tokenizer_or_fail()(text, add_special_tokens=False)["input_ids"])
+
+    def _count_prompt(self, prompt: Prompt) -> int:
+        tokenizer = self._tokenizer_or_fail()
+        if isinstance(prompt, str):
+            return len(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])

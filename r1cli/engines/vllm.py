@@ -1,0 +1,153 @@
+"""The vLLM engine: an in-process `vllm.LLM` (continuous batching, paged KV cache, tensor
+parallelism), for GPU machines with `pip install 'r1cli[vllm]'`.
+
+Written against vLLM's documented offline API: `LLM(model, tensor_parallel_size,
+gpu_memory_utilization, dtype, seed)`, `SamplingParams(n, temperature, top_p, top_k, seed,
+max_tokens, stop, ignore_eos)`, `LLM.generate` for text and `LLM.chat` for messages (vLLM applies
+the model's chat template), each returning one `RequestOutput` per prompt with
+`.prompt_token_ids` and `.outputs[j].text / .token_ids / .finish_reason`.
+
+Each sample is its own request with its own seed, `sample_seed(seed, key, sample)`, as in the hf
+and openai engines: a prompt's samples do not depend on the batch or on n. vLLM's prefix cache
+computes the shared prompt once. Only the pure parts (parameter mapping, output conversion) are
+tested without a GPU; see the README for where the engine was verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from r1cli.engines import Completion, Generation, Prompt, SamplingParams, sample_seed
+from r1cli.errors import EngineUnavailable
+
+INSTALL_HINT = ("pip install 'r1cli[vllm]' (Linux with a CUDA GPU); or use --engine hf, or --engine openai "
+                "with a `vllm serve` server")
+DEFAULT_BATCH = 512  # sequences per LLM call: vLLM schedules them itself; bigger calls keep it busier
+
+_DTYPES = {
+    "auto": "auto", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
+    "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32",
+}
+
+
+def vllm_dtype(dtype: str | None) -> str:
+    """vLLM's name for a dtype (`--dtype`); None means the checkpoint's own ("auto").
+
+    >>> vllm_dtype("bf16"), vllm_dtype(None)
+    ('bfloat16', 'auto')
+    """
+    if dtype is None:
+        return "auto"
+    try:
+        return _DTYPES[dtype.lower()]
+    except KeyError:
+        raise EngineUnavailable(f"--dtype {dtype}: not a dtype vLLM takes",
+                                hint="use auto, bfloat16, float16 or float32") from None
+
+
+def sampling_kwargs(params: SamplingParams, seed: int) -> dict[str, Any]:
+    """Keyword arguments of `vllm.SamplingParams` for one sample (n=1) with its own seed.
+
+    vLLM's top-k "off" was -1 before 0.8 and is "0 or -1" since; -1 works in every version.
+
+    >>> sampling_kwargs(SamplingParams(max_new_tokens=8, stop=("</answer>",)), seed=7)["stop"]
+    ['</answer>']
+    """
+    return {
+        "n": 1,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k if params.top_k > 0 else -1,
+        "seed": seed,
+        "max_tokens": params.max_new_tokens,
+        "stop": list(params.stop) or None,
+        "ignore_eos": params.ignore_eos,
+    }
+
+
+def to_completion(output: Any) -> Completion:
+    """One `CompletionOutput` as r1's Completion. vLLM leaves stop strings out of the text, as r1
+    does; `abort` (the engine dropped the request) is an error, not a short completion."""
+    reason = getattr(output, "finish_reason", None)
+    if reason == "abort":
+        raise EngineUnavailable("vLLM aborted a request (finish_reason 'abort')",
+                                hint="usually out of memory or an engine shutdown: lower --batch-size or "
+                                     "--gpu-memory-utilization and rerun with -o FILE --resume")
+    return Completion(text=output.text, finish_reason="length" if reason == "length" else "stop",
+                      completion_tokens=len(output.token_ids))
+
+
+def to_generations(request_outputs: Sequence[Any], n: int) -> list[Generation]:
+    """Group one-sample `RequestOutput`s (prompt-major: prompt 0's n samples first) per prompt."""
+    if len(request_outputs) % n:
+        raise EngineUnavailable(f"vLLM returned {len(request_outputs)} outputs, not a multiple of n={n}")
+    out = []
+    for start in range(0, len(request_outputs), n):
+        group = request_outputs[start : start + n]
+        completions = []
+        for ro in group:
+            if not ro.outputs:
+                raise EngineUnavailable("vLLM returned a request without outputs")
+            completions.append(to_completion(ro.outputs[0]))
+        out.append(Generation(prompt_tokens=len(group[0].prompt_token_ids or ()), completions=completions))
+    return out
+
+
+def import_vllm() -> Any:
+    """The vllm module, or EngineUnavailable with the install command."""
+    try:
+        import vllm
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) == "vllm"
+        raise EngineUnavailable("vLLM is not installed" if missing else f"vLLM cannot be imported: {exc}",
+                                hint=INSTALL_HINT) from None
+    return vllm
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, model: str, *, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
+                 dtype: str | None = None, batch_size: int = DEFAULT_BATCH, seed: int = 0) -> None:
+        if tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be ≥ 1, got {tensor_parallel_size}")
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        vllm = import_vllm()
+        from r1cli.models import model_name, resolve_model
+
+        self._vllm = vllm
+        self.model_name = model_name(model)
+        self.batch_size = batch_size
+        self.llm = vllm.LLM(model=resolve_model(model), tensor_parallel_size=tensor_parallel_size,
+                            gpu_memory_utilization=gpu_memory_utilization, dtype=vllm_dtype(dtype), seed=seed)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams, *,
+                 keys: Sequence[str] | None = None) -> list[Generation]:
+        if keys is None:
+            keys = [str(i) for i in range(len(prompts))]
+        # one request per (prompt, sample); text and chat prompts go to their own call
+        requests = [(i, s) for i in range(len(prompts)) for s in range(params.n)]
+        outputs: dict[tuple[int, int], Any] = {}
+        for chat in (False, True):
+            mine = [(i, s) for i, s in requests if isinstance(prompts[i], str) != chat]
+            if not mine:
+                continue
+            sampling = [self._vllm.SamplingParams(**sampling_kwargs(params, sample_seed(params.seed, keys[i], s)))
+                        for i, s in mine]
+            inputs = [prompts[i] for i, _ in mine]
+            if chat:
+                results = self.llm.chat(inputs, sampling, use_tqdm=False, add_generation_prompt=True)
+            else:
+                results = self.llm.generate(inputs, sampling, use_tqdm=False)
+            if len(results) != len(mine):
+                raise EngineUnavailable(f"vLLM returned {len(results)} outputs for {len(mine)} requests")
+            outputs.update(zip(mine, results))
+        return to_generations([outputs[r] for r in requests], params.n)
