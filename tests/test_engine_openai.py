@@ -168,6 +168,14 @@ def test_retryable(status, retry):
     assert retryable(status) is retry
 
 
+def test_a_prefilled_chat_prompt_asks_the_server_to_continue_it():
+    chat = [{"role": "user", "content": "2+2?"}]
+    _, plain = request_body(chat, SamplingParams(), 1, None)
+    _, prefilled = request_body([*chat, {"role": "assistant", "content": "<think>"}], SamplingParams(), 1, None)
+    assert "continue_final_message" not in plain
+    assert prefilled["continue_final_message"] is True and prefilled["add_generation_prompt"] is False
+
+
 def test_request_body_sends_only_what_is_set():
     path, body = request_body("2+2=", SamplingParams(max_new_tokens=7, temperature=0.6, top_p=0.9), 2**40 + 5, None)
     assert path == "/completions"

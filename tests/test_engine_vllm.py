@@ -92,6 +92,7 @@ class FakeLLM:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         self.calls = []
+        self.chat_flags = []
         FakeLLM.instances.append(self)
 
     def get_tokenizer(self):
@@ -105,9 +106,10 @@ class FakeLLM:
         self.calls.append(("generate", prompts, sampling_params, use_tqdm))
         return [self._answer(p, sp) for p, sp in zip(prompts, sampling_params)]
 
-    def chat(self, messages, sampling_params, use_tqdm=True, add_generation_prompt=True):
+    def chat(self, messages, sampling_params, use_tqdm=True, add_generation_prompt=True,
+             continue_final_message=False):
         self.calls.append(("chat", messages, sampling_params, use_tqdm))
-        assert add_generation_prompt
+        self.chat_flags.append((add_generation_prompt, continue_final_message))
         return [self._answer(m[-1]["content"], sp) for m, sp in zip(messages, sampling_params)]
 
 
@@ -184,3 +186,13 @@ def test_vllm_rollout_on_smollm2(smollm2, tmp_path):
         assert r["finish_reason"] in ("stop", "length") and 1 <= r["completion_tokens"] <= 32
         assert r["prompt_tokens"] > 5 and r["model"] == smollm2
     assert any(r["completion"].strip() for r in out)
+
+
+def test_a_prefilled_chat_prompt_is_continued(fake_vllm, tiny_model):
+    eng = get_engine("vllm", tiny_model)
+    chat = [{"role": "user", "content": "2+2?"}]
+    gens = eng.generate([chat, [*chat, {"role": "assistant", "content": "<think>"}]], SamplingParams(max_new_tokens=4),
+                        keys=["a", "b"])
+    (llm,) = FakeLLM.instances
+    assert llm.chat_flags == [(True, False), (False, True)]  # plain chat, then the prefilled one
+    assert gens[1].completions[0].text.startswith("<think>|")

@@ -118,8 +118,9 @@ def retryable(status: int) -> bool:
 def request_body(prompt: Prompt, params: SamplingParams, seed: int, model: str | None) -> tuple[str, dict[str, Any]]:
     """(endpoint path, JSON body) of one sample's request.
 
-    `top_k` and `ignore_eos` are not OpenAI parameters (vLLM and SGLang accept them, strict
-    servers refuse them), so they are sent only when they are set. llama.cpp reads `seed` as a
+    `top_k`, `ignore_eos` and `continue_final_message` (for chat prompts that end with a
+    prefilled assistant message) are not OpenAI parameters (vLLM and SGLang accept them, strict
+    servers refuse them), so they are sent only when they are needed. llama.cpp reads `seed` as a
     32-bit number, so the per-sample seed is kept below 2^31.
     """
     body: dict[str, Any] = {}
@@ -131,6 +132,8 @@ def request_body(prompt: Prompt, params: SamplingParams, seed: int, model: str |
     else:
         path = "/chat/completions"
         body["messages"] = [dict(m) for m in prompt]
+        if prompt and prompt[-1]["role"] == "assistant":  # a prefill: continue it (vLLM, SGLang extension)
+            body.update(add_generation_prompt=False, continue_final_message=True)
     body.update(max_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
                 seed=seed & 0x7FFF_FFFF)
     if params.stop:
@@ -434,5 +437,7 @@ class OpenAIEngine:
         tokenizer = self._tokenizer_or_fail()
         if isinstance(prompt, str):
             return len(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-        text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        prefilled = prompt[-1]["role"] == "assistant"
+        text = tokenizer.apply_chat_template(prompt, add_generation_prompt=not prefilled,
+                                             continue_final_message=prefilled, tokenize=False)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -66,6 +66,20 @@ def sampling_kwargs(params: SamplingParams, seed: int) -> dict[str, Any]:
     }
 
 
+def prompt_kind(prompt: Prompt) -> str:
+    """How a prompt is sent: "text" (LLM.generate), "chat", or "prefilled" (chat ending with an
+    assistant message, which LLM.chat continues with `continue_final_message`).
+
+    >>> prompt_kind("2+2?"), prompt_kind([{"role": "user", "content": "2+2?"}])
+    ('text', 'chat')
+    >>> prompt_kind([{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "<think>"}])
+    'prefilled'
+    """
+    if isinstance(prompt, str):
+        return "text"
+    return "prefilled" if prompt and prompt[-1]["role"] == "assistant" else "chat"
+
+
 def to_completion(output: Any) -> Completion:
     """One `CompletionOutput` as r1's Completion. vLLM leaves stop strings out of the text, as r1
     does; `abort` (the engine dropped the request) is an error, not a short completion."""
@@ -133,20 +147,23 @@ class VLLMEngine:
                  keys: Sequence[str] | None = None) -> list[Generation]:
         if keys is None:
             keys = [str(i) for i in range(len(prompts))]
-        # one request per (prompt, sample); text and chat prompts go to their own call
+        # one request per (prompt, sample); text prompts, chat prompts, and chat prompts that end
+        # with an assistant message (a prefill, continued rather than closed) go to their own call
         requests = [(i, s) for i in range(len(prompts)) for s in range(params.n)]
         outputs: dict[tuple[int, int], Any] = {}
-        for chat in (False, True):
-            mine = [(i, s) for i, s in requests if isinstance(prompts[i], str) != chat]
+        for kind in ("text", "chat", "prefilled"):
+            mine = [(i, s) for i, s in requests if prompt_kind(prompts[i]) == kind]
             if not mine:
                 continue
             sampling = [self._vllm.SamplingParams(**sampling_kwargs(params, sample_seed(params.seed, keys[i], s)))
                         for i, s in mine]
             inputs = [prompts[i] for i, _ in mine]
-            if chat:
-                results = self.llm.chat(inputs, sampling, use_tqdm=False, add_generation_prompt=True)
-            else:
+            if kind == "text":
                 results = self.llm.generate(inputs, sampling, use_tqdm=False)
+            else:
+                prefilled = kind == "prefilled"
+                results = self.llm.chat(inputs, sampling, use_tqdm=False, add_generation_prompt=not prefilled,
+                                        continue_final_message=prefilled)
             if len(results) != len(mine):
                 raise EngineUnavailable(f"vLLM returned {len(results)} outputs for {len(mine)} requests")
             outputs.update(zip(mine, results))
