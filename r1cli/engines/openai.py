@@ -44,7 +44,7 @@ RETRY_AFTER_CAP = 300.0  # a Retry-After longer than this is taken as 300 s
 RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx; as the OpenAI SDK retries
 
 START_HINT = ("start the server (e.g. `vllm serve MODEL` or `transformers serve MODEL`) or fix --base-url; "
-              "a run with -o FILE --resume keeps the prompts it finished, and the same command continues it")
+              "`r1 rollout -o FILE --resume` keeps the prompts it finished, and the same command continues it")
 
 
 # ---- pure helpers ------------------------------------------------------------------------------
