@@ -67,3 +67,13 @@ def test_unknown_keys_are_errors_naming_the_key(recipe, message, hint):
 ])
 def test_merge_precedence(layers, expected):
     assert merge(*layers) == expected
+
+
+def test_rows_of_mixed_types_are_a_clear_error():
+    from r1cli.errors import BadInput
+    from r1cli.training import run
+
+    assert len(run.dataset([{"answer": "1"}, {"answer": "2"}], what="prompt records", hint="h")) == 2
+    with pytest.raises(BadInput, match="the prompt records cannot form one table") as info:
+        run.dataset([{"answer": "1"}, {"answer": [1, 2]}], what="prompt records", hint="same types")
+    assert info.value.hint == "same types"

@@ -193,13 +193,8 @@ def _continue_prefilled(rows: list[dict[str, Any]], tokenizer: Any) -> None:
 
 
 def _dataset(rows: list[dict[str, Any]]) -> Any:
-    from datasets import Dataset
-
-    try:
-        return Dataset.from_list(rows)
-    except Exception as exc:  # pyarrow raises several types for columns of mixed types
-        raise BadInput(f"the prompt records cannot form one table: {type(exc).__name__}: {exc}",
-                       hint="give each field the same type in every record (e.g. `answer` always a string)") from None
+    return run.dataset(rows, what="prompt records",
+                       hint="give each field the same type in every record (e.g. `answer` always a string)")
 
 
 # ---- the trainer ---------------------------------------------------------------------------------

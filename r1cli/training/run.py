@@ -144,6 +144,18 @@ class quiet_renames(warnings.catch_warnings):
         return out
 
 
+def dataset(rows: list[dict[str, Any]], *, what: str, hint: str) -> Any:
+    """A `datasets.Dataset` of the rows; columns of mixed types become BadInput naming `what`."""
+    from datasets import Dataset
+
+    from r1cli.errors import BadInput
+
+    try:
+        return Dataset.from_list(rows)
+    except Exception as exc:  # pyarrow raises several types for columns of mixed types
+        raise BadInput(f"the {what} cannot form one table: {type(exc).__name__}: {exc}", hint=hint) from None
+
+
 def lora_config(lora: tuple[int, int] | None) -> Any:
     """PEFT's LoraConfig over all linear layers, or None."""
     if lora is None:

@@ -340,13 +340,7 @@ def _tokenized(rows: list[dict[str, Any]], tokenizer: Any, args: Any) -> Any:
 
 
 def _dataset(rows: list[dict[str, Any]]) -> Any:
-    from datasets import Dataset
-
-    try:
-        return Dataset.from_list(rows)
-    except Exception as exc:  # pyarrow raises several types for columns of mixed types
-        raise BadInput(f"the SFT records cannot form one table: {type(exc).__name__}: {exc}",
-                       hint="give every record the same shape (text or chat messages)") from None
+    return run.dataset(rows, what="SFT records", hint="give every record the same shape (text or chat messages)")
 
 
 # ---- the trainer ---------------------------------------------------------------------------------
