@@ -1,14 +1,16 @@
 """GRPO step time and peak memory: `r1 grpo` against TRL's GRPOTrainer driven directly, same run.
 
-    python benchmarks/grpo.py [--model smollm2-135m] [--steps 4] [--prompts 2] [--generations 4] [--tokens 64]
+    python benchmarks/grpo.py [--model smollm2-135m] [--steps 4] [--sizes 2x4x64,2x8x128] [--generation r1]
 
 Both sides train the same model on the same arithmetic prompts (chat template) with the same
 rewards (r1's accuracy + format through the TRL adapter), GRPOConfig settings, seed and final
-save; r1 adds its data checks, metrics.jsonl, r1_config.json and callbacks. Each side runs in
+save; r1 adds its data checks, metrics.jsonl, r1_config.json and callbacks, and generates with
+its own engine (`--generation r1`, the default; `--generation trl` measures r1's overhead over
+TRL's own generation). Sizes are prompts x generations x tokens per step. Each side runs in
 its own process so that peak RSS belongs to it alone. s/step is the mean of TRL's `step_time`
 over the steps after the first (the first carries one-time costs); `wall` is the whole child
 process after start-up: imports, model load, data, training and the final save.
-Target: r1 ≤ 1.05× TRL direct in time and memory.
+Target with r1's generation: TRL / r1 ≥ 1.3x in s/step at every size, peak RSS within 5%.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def child_r1(args: argparse.Namespace) -> dict:
         data.write_text("".join(json.dumps(r) + "\n" for r in _rows(args.prompts * args.steps)))
         trl = _common(args, str(Path(tmp) / "run"))
         flags = {"model": args.model, "data": str(data), "reward": ("accuracy", "format"), "template": "chat",
+                 "generation": args.generation,
                  **{k: v for k, v in trl.items() if k != "output_dir"}, "output": trl["output_dir"]}
         settings = GRPOSettings.build(flags)
         run(settings, quiet=True)
@@ -90,6 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--sizes", default="2x4x64,2x8x128", help="PROMPTSxGENERATIONSxTOKENS, comma-separated")
+    parser.add_argument("--generation", choices=("r1", "trl"), default="r1")
     parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=64)
@@ -102,25 +107,29 @@ def main() -> None:
     from r1cli.models import resolve_model
 
     resolve_model(args.model)  # build a cached alias once, outside the timed children
-    base = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--prompts",
-            str(args.prompts), "--generations", str(args.generations), "--tokens", str(args.tokens)]
-    results = {}
-    for kind in ("trl", "r1"):
-        proc = subprocess.run([*base, "--child", kind], capture_output=True, text=True)
-        if proc.returncode:
-            sys.stderr.write(proc.stderr[-4000:])
-            raise SystemExit(f"the {kind} run failed (exit {proc.returncode})")
-        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
-    trl, r1 = results["trl"], results["r1"]
-    print(f"model {args.model}: {args.steps} steps of {args.prompts} prompts × {args.generations} generations × "
-          f"{args.tokens} tokens")
-    print(f"{'':10}{'s/step':>10}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}")
-    for name, row in (("TRL", trl), ("r1 grpo", r1)):
-        print(f"{name:10}{row['s_per_step']:>10.2f}{row['first_step_s']:>12.2f}{row['wall_s']:>10.1f}"
-              f"{row['rss_mb']:>13.0f}")
-    print(f"r1 / TRL: time {r1['s_per_step'] / trl['s_per_step']:.3f}×, memory {r1['rss_mb'] / trl['rss_mb']:.3f}× "
-          "(target ≤ 1.05×)")
-    print(json.dumps({"settings": vars(args), "results": results}))
+    report = []
+    for size in args.sizes.split(","):
+        prompts, generations, tokens = (int(x) for x in size.lower().split("x"))
+        base = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--prompts", str(prompts),
+                "--generations", str(generations), "--tokens", str(tokens), "--generation", args.generation]
+        results = {}
+        for kind in ("trl", "r1"):
+            proc = subprocess.run([*base, "--child", kind], capture_output=True, text=True)
+            if proc.returncode:
+                sys.stderr.write(proc.stderr[-4000:])
+                raise SystemExit(f"the {kind} run failed (exit {proc.returncode})")
+            results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+        trl, r1 = results["trl"], results["r1"]
+        print(f"model {args.model}, r1 generation {args.generation}: {args.steps} steps of {prompts} prompts × "
+              f"{generations} generations × {tokens} tokens")
+        print(f"{'':10}{'s/step':>10}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}")
+        for name, row in (("TRL", trl), ("r1 grpo", r1)):
+            print(f"{name:10}{row['s_per_step']:>10.2f}{row['first_step_s']:>12.2f}{row['wall_s']:>10.1f}"
+                  f"{row['rss_mb']:>13.0f}")
+        print(f"TRL / r1 s/step: {trl['s_per_step'] / r1['s_per_step']:.2f}× (target ≥ 1.3× with r1 generation); "
+              f"r1 / TRL peak RSS: {r1['rss_mb'] / trl['rss_mb']:.3f}× (target ≤ 1.05×)")
+        report.append({"size": size, "results": results})
+    print(json.dumps({"settings": vars(args), "runs": report}))
 
 
 if __name__ == "__main__":

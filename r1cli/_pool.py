@@ -15,9 +15,11 @@ How it works, and why:
   own timeouts with ``signal.alarm``, which works only in a process's main thread. Each worker is
   a process that runs one job at a time.
 - **Our own small pool** (not ``concurrent.futures``): work stuck in C code (a huge sympy
-  integer power) cannot be interrupted by any signal handler, so a job that runs past `timeout`
-  gets its worker SIGKILLed (with the worker's own children) and replaced; the job comes out
-  `Lost`, with what its worker had written to its shared `progress` slots, and the pool goes on.
+  integer power) cannot be interrupted by any signal handler, so a job that runs past its
+  timeout (`Job.timeout`, else the pool's) gets its worker SIGKILLed (with the worker's own
+  children) and replaced; the job comes out `Lost`, with what its worker had written to its
+  shared `progress` slots, and the pool goes on. A `retry` hook may instead hand back the job
+  to run again from where it stopped (the rest of a record's rewards), in the fresh worker.
 - **'fork' start method, deliberately.** The work function may be a closure (rewards are built by
   factories, and a notebook or a test may register its own), which cannot be pickled: a forked
   worker inherits it as it is. A worker starts in milliseconds with the parent's modules already
@@ -74,12 +76,14 @@ MAX_BARREN_DEATHS = 3
 @dataclass
 class Job:
     """`payload` goes (pickled) to a worker. `key`: jobs with equal keys run in the same worker (None:
-    the least loaded one). `size`: estimated bytes held, against `window_bytes`. `tag`: the caller's."""
+    the least loaded one). `size`: estimated bytes held, against `window_bytes`. `tag`: the caller's.
+    `timeout`: seconds this job may run (None: the pool's)."""
 
     payload: Any
     key: Hashable | None = None
     size: int = 1024
     tag: Any = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,18 +136,21 @@ class ForkPool:
     work kills its worker (the job is `Lost`, "exit code 1"). `restarts` counts the workers
     replaced so far. `on_end(pid)` runs in the parent once a worker has ended and been reaped:
     a killed worker's own clean-up never ran (e.g. the folder of a code sandbox it was running).
+    `retry(job, lost)`, in the parent when a job's worker is lost: a job to run in its place
+    (same slot, same `size`, first in the fresh worker's queue), or None to yield `lost`.
     """
 
     def __init__(self, work: Callable[[Any, memoryview], Any], *, workers: int, timeout: float,
                  progress_slots: int = 0, fatal: tuple[type[BaseException], ...] = (),
-                 on_end: Callable[[int], None] | None = None) -> None:
+                 on_end: Callable[[int], None] | None = None,
+                 retry: Callable[[Job, Lost], Job | None] | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         if timeout <= 0 or not math.isfinite(timeout):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
         self.work, self.n, self.timeout = work, workers, timeout
         self.progress_slots, self.fatal = progress_slots, fatal
-        self.on_end = on_end
+        self.on_end, self.retry = on_end, retry
         self.restarts = 0
 
     def imap(self, items: Iterable[Any], prepare: Callable[[Any], Job], *, window: int = WINDOW,
@@ -559,7 +566,7 @@ class _State:
                 self.selector.register(fd, selectors.EVENT_READ, -1)
             self.input_fd = fd
         busy = [w for w in self.workers if w.sent]
-        deadline = min((w.started + self.timeout for w in busy), default=None)
+        deadline = min((w.started + self._limit(w, slots) for w in busy), default=None)
         limit = None if deadline is None else max(0.0, deadline - time.monotonic())
         # Never asleep for long: a wake-up lost to a race with the input thread costs at most 1 s.
         limit = 1.0 if limit is None else min(limit, 1.0)
@@ -570,8 +577,13 @@ class _State:
             self._answers(i, slots)
         now = time.monotonic()
         for i, w in enumerate(self.workers):
-            if w.sent and now >= w.started + self.timeout:
+            if w.sent and now >= w.started + self._limit(w, slots):
                 self._replace(i, slots, timed_out=True)
+
+    def _limit(self, w: _Worker, slots: dict[int, _Slot]) -> float:
+        """Seconds the job `w` runs now may take."""
+        limit = slots[w.sent[0]].job.timeout
+        return self.timeout if limit is None else limit
 
     def _answers(self, i: int, slots: dict[int, _Slot]) -> None:
         w = self.workers[i]
@@ -600,11 +612,18 @@ class _State:
         self.selector.unregister(w.conn)
         w.end()
         reason = _exit_reason(w.exitcode)
+        retried = None
         if w.sent:
             seq = w.sent.popleft()
             started = int(w.progress[0]) == seq
             progress = tuple(w.progress[1:]) if started else None
-            slots[seq].outcome = Lost(timed_out, "timeout" if timed_out else reason, elapsed, progress)
+            lost = Lost(timed_out, "timeout" if timed_out else reason, elapsed, progress)
+            again = None if self.pool.retry is None else self.pool.retry(slots[seq].job, lost)
+            if again is None:
+                slots[seq].outcome = lost
+            else:
+                slots[seq].job, slots[seq].data = again, None
+                retried = seq
             self.barren = 0
         else:
             self.barren += 1
@@ -613,6 +632,8 @@ class _State:
                 raise WorkersDying(reason)
         self.pool.restarts += 1
         w.backlog.extendleft(reversed(w.sent))  # sent but not started: send them again
+        if retried is not None:
+            w.backlog.appendleft(retried)  # the oldest of them all: first again
         w.release()
         fresh = _Worker(self.pool, self.workers[:i] + self.workers[i + 1:])
         fresh.backlog = w.backlog

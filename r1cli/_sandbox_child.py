@@ -25,6 +25,10 @@ _PATH_EVENTS = {"os.listdir": 0, "os.scandir": 0, "os.remove": 1, "os.rmdir": 1,
                 "os.chmod": 1, "os.chown": 1, "os.utime": 1, "os.mkfifo": 1, "os.mknod": 1, "os.setxattr": 1,
                 "os.removexattr": 1, "os.chflags": 1, "os.lchflags": 1}
 _LIBC: _Libc | None = None
+# Landlock (linux/landlock.h): ABI 1 handles bits 0-12 of the file-system rights; ABI 2 adds REFER,
+# 3 TRUNCATE, 5 IOCTL_DEV. 4 adds TCP bind/connect, 6 scopes abstract unix sockets and signals.
+_LL_FS = {1: 0x1FFF, 2: 0x3FFF, 3: 0x7FFF, 4: 0x7FFF, 5: 0xFFFF}
+_LL_READ, _LL_FILE_RW, _LL_FILE_READ = 0x1 | 0x4 | 0x8, 0x2 | 0x4, 0x4  # EXECUTE|READ_FILE|READ_DIR, WRITE|READ
 
 
 def _read_roots() -> list[str]:
@@ -63,7 +67,72 @@ class _Libc:
         self.libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG = SIGKILL
         self.libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
 
-    def drop_capabilities(self) -> None:
+    def seccomp_program(self, bpf: bytes):  # noqa: ANN201
+        """A `struct sock_fprog` for libseccomp's exported filter (8 bytes per instruction)."""
+        ct = self.ctypes
+
+        class Fprog(ct.Structure):
+            _fields_ = [("len", ct.c_ushort), ("filter", ct.c_void_p)]
+
+        buf = ct.create_string_buffer(bpf, len(bpf))
+        prog = Fprog(len(bpf) // 8, ct.addressof(buf))
+        prog.keep = buf
+        return prog
+
+    def load_seccomp(self, prog) -> None:  # noqa: ANN001
+        self.check(self.libc.prctl(38, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        self.check(self.libc.prctl(22, 2, self.ctypes.byref(prog), 0, 0), "prctl(SECCOMP_MODE_FILTER)")
+
+    def landlock(self, reads: list[str], work: str) -> str:
+        """Confine this process and its children to reading `reads` and writing `work`: the status word."""
+        ct, sys_ = self.ctypes, self.libc.syscall
+        sys_.restype = ct.c_long
+        abi = sys_(444, None, ct.c_size_t(0), ct.c_uint32(1))  # landlock_create_ruleset(VERSION)
+        if abi < 0:
+            return "no-landlock"
+        fs = _LL_FS.get(abi, 0xFFFF)
+        attr = (ct.c_uint64 * 3)(fs, 3 if abi >= 4 else 0, 3 if abi >= 6 else 0)
+        size = 8 if abi < 4 else 16 if abi < 6 else 24
+        ruleset = sys_(444, ct.byref(attr), ct.c_size_t(size), ct.c_uint32(0))
+        if ruleset < 0:
+            raise OSError(ct.get_errno(), "landlock_create_ruleset")
+
+        class Beneath(ct.Structure):
+            _pack_ = 1
+            _fields_ = [("allowed", ct.c_uint64), ("fd", ct.c_int32)]
+
+        try:
+            rules = [(p, _LL_READ) for p in reads] + [(work, fs)]
+            rules += [("/dev/null", _LL_FILE_RW)] + [(p, _LL_FILE_READ) for p in _DEVICES[1:]]
+            for path, allowed in rules:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    if not os.path.isdir(path):
+                        allowed &= 0x1 | 0x2 | 0x4 | (fs & 0xC000)  # a file takes file rights only
+                    rule = Beneath(allowed & fs, fd)
+                    if sys_(445, ruleset, 1, ct.byref(rule), ct.c_uint32(0)) != 0:
+                        raise OSError(ct.get_errno(), f"landlock_add_rule {path}")
+                finally:
+                    os.close(fd)
+            self.check(self.libc.prctl(38, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+            if sys_(446, ruleset, ct.c_uint32(0)) != 0:
+                raise OSError(ct.get_errno(), "landlock_restrict_self")
+        finally:
+            os.close(ruleset)
+        return f"landlock-v{abi}"
+
+    def not_dumpable(self) -> None:
+        """No ptrace and no /proc/PID/mem, environ or fd of this process for others of the same uid."""
+        self.libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+
+    def drop_capabilities(self, bounding: bool = False) -> None:
+        if bounding:  # and for good: an exec'd program (root's file capabilities) gets none back either
+            for cap in range(64):
+                self.libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last capability
+            self.libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
         header = (self.ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
         self.check(self.libc.capset(header, (self.ctypes.c_uint32 * 6)()), "capset")
 
@@ -127,6 +196,21 @@ def _owned(pid: str, uid: int) -> bool:
         return False
 
 
+def _missing(exc: OSError) -> str:
+    """Why the namespaces could not be made: the mechanism that is missing."""
+    if os.getuid() == 0:
+        return f"this process is root but lacks CAP_SYS_ADMIN ({exc.strerror}: a container started without it)"
+    for path, off in (("/proc/sys/kernel/unprivileged_userns_clone", "0"), ("/proc/sys/user/max_user_namespaces", "0"),
+                      ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1")):
+        try:
+            with open(path) as f:
+                if f.read().strip() == off:
+                    return f"unprivileged user namespaces are disabled ({path.rsplit('/', 1)[1]} = {off})"
+        except OSError:
+            continue
+    return f"unprivileged user namespaces are not permitted here ({exc.strerror})"
+
+
 def _child_main(job_path: str) -> None:
     import marshal
 
@@ -137,19 +221,23 @@ def _child_main(job_path: str) -> None:
         os.unlink(path)
     try:
         _LIBC = _Libc()
-    except (ImportError, OSError):  # no ctypes: no namespaces, no parent-death signal
-        _LIBC = None
-    isolated = False
-    if job["namespaces"] and _LIBC is not None:
+    except (ImportError, OSError) as exc:  # no ctypes: no namespaces, no seccomp
+        _write_all(1, f"R the sandbox needs ctypes and Linux ({exc})\n".encode())
+        return
+    # opened now, as the user r1 runs as, before the chroot hides /sys: the test processes join through them
+    groups = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in job["cgroup_procs"]]
+    events = os.open(job["cgroup_events"], os.O_RDONLY | os.O_CLOEXEC) if job["cgroup_events"] else None
+    isolated, why = False, "the namespace sandbox was not requested (Limits(namespaces=False))"
+    if job["namespaces"]:
         try:
             _LIBC.enter(job["base"], job["file_mb"])  # a tmpfs over the (now empty) sandbox dir
             isolated = True
-        except (OSError, AttributeError):
-            pass  # not permitted here: the fallback
-    mode = ("namespaces" if os.getuid() == 0 else "user-namespaces") if isolated else "process"
-    _write_all(1, f"M {mode}\n".encode())
-    if _LIBC is not None:
-        _LIBC.die_with_parent()
+        except (OSError, AttributeError) as exc:
+            why = _missing(exc) if isinstance(exc, OSError) else str(exc)
+    if not isolated and not job["allow_unconfined"]:
+        _write_all(1, f"R {why}\n".encode())
+        return
+    _LIBC.die_with_parent()
     work = job["base"]
     if isolated:
         pid = os.fork()
@@ -162,23 +250,48 @@ def _child_main(job_path: str) -> None:
         os.chroot(work)
         work = "/tmp"
     os.chdir(work)
-    uid, nproc = job["uid"], None
-    if uid is not None and (isolated or _readable_by_others(_read_roots())):
+    uid, nproc, layers = job["uid"], None, []
+    if uid is not None and not isolated and not _readable_by_others(_read_roots()):
+        # The interpreter lives where only root can read (/root/.pyenv): stay uid 0, without a single
+        # capability; Landlock (required below) then keeps it to the read roots and its own dir.
+        uid = None
+        _LIBC.drop_capabilities(bounding=True)
+        layers.append("nocaps")
+    if uid is not None:
         os.chown(work, uid, uid)
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)  # a fresh uid: no capabilities, and RLIMIT_NPROC counts this sandbox only
         nproc = job["processes"] + 2
+        layers.append("uid")
     elif isolated:
         _LIBC.drop_capabilities()
         nproc = job["processes"] + 2
-    elif os.geteuid() != 0 and os.path.isdir("/proc"):  # RLIMIT_NPROC counts all the user's processes
+    elif os.path.isdir("/proc"):  # RLIMIT_NPROC counts all the user's processes
         nproc = sum(1 for p in os.listdir("/proc") if p.isdigit() and _owned(p, os.geteuid())) + job["processes"]
-    if _LIBC is not None:
-        _LIBC.die_with_parent()  # changing credentials cleared it
+    _LIBC.die_with_parent()  # changing credentials cleared it
+    _LIBC.not_dumpable()
     os.environ.clear()
     os.environ.update({"HOME": work, "TMPDIR": work, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    _supervise(job, work, nproc)
+    layers += ["seccomp", "rlimits", "cgroup" if groups else "nofork"]
+    if isolated:
+        mode = ("namespaces" if os.getuid() == 0 or uid is not None else "user-namespaces") + "+" + "+".join(
+            x for x in layers if x not in ("uid", "rlimits"))
+    else:
+        try:
+            layers.append(_LIBC.landlock(_read_roots(), work))
+        except OSError as exc:
+            _write_all(1, f"R Landlock is present but could not be applied ({exc})\n".encode())
+            return
+        if "uid" not in layers and layers[-1] == "no-landlock":  # nothing between the program and r1's files
+            who = b"root (the standard library is readable by root only)" if "nocaps" in layers else b"your user"
+            _write_all(1, b"R this kernel has no Landlock and the program would run as " + who
+                       + b", with every file of that user open to it\n")
+            return
+        mode = f"unconfined-optin({','.join(layers)})"
+    _write_all(1, f"M {mode}\n".encode())
+    prog = _LIBC.seccomp_program(job["seccomp_ns" if isolated else "seccomp_fallback"])
+    _supervise(job, work, nproc, (prog, groups, events))
     os._exit(0)
 
 
@@ -250,7 +363,16 @@ def _kill_group(pgid: int) -> None:
             return
 
 
-def _supervise(job: dict, work: str, nproc: int | None) -> None:
+def _oom_kills(fd: int | None) -> int:
+    if fd is None:
+        return 0
+    for line in os.pread(fd, 4096, 0).decode("ascii", "replace").splitlines():
+        if line.startswith("oom_kill "):
+            return int(line.split()[1])
+    return 0
+
+
+def _supervise(job: dict, work: str, nproc: int | None, confine: tuple) -> None:
     """Compile once, then run each test in a forked process; one frame per test on stdout."""
     import time
 
@@ -271,13 +393,13 @@ def _supervise(job: dict, work: str, nproc: int | None) -> None:
     roots = tuple(os.path.realpath(p) for p in _read_roots())
     for i, (data, cap) in enumerate(zip(job["inputs"], job["caps"])):
         fds = (_memfd("stdin", data), _memfd("stdout"), _memfd("stderr"))
-        start, timed_out, status = time.monotonic(), False, 0
+        start, timed_out, status, ooms = time.monotonic(), False, 0, _oom_kills(confine[2])
         try:
             pid = os.fork()
         except OSError as exc:
             pid, fork_error = -1, str(exc).encode()
         if pid == 0:
-            _run_program(compiled, fds, job, work, nproc, roots)
+            _run_program(compiled, fds, job, work, nproc, roots, confine)
         if pid > 0:
             try:
                 os.setpgid(pid, pid)
@@ -297,6 +419,8 @@ def _supervise(job: dict, work: str, nproc: int | None) -> None:
         rc = None
         if pid < 0:
             state = "error"
+        elif _oom_kills(confine[2]) > ooms:  # the cgroup's memory bound: the kernel killed a process
+            state, rc = "memory_limit", -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         elif timed_out or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == 24):  # SIGXCPU
             state = "timeout"
         elif os.WIFSIGNALED(status):
@@ -314,7 +438,7 @@ def _supervise(job: dict, work: str, nproc: int | None) -> None:
 
 
 def _run_program(compiled, fds: tuple[int, int, int], job: dict, work: str, nproc: int | None,  # noqa: ANN001
-                 roots: tuple[str, ...]) -> None:
+                 roots: tuple[str, ...], confine: tuple) -> None:
     """In the forked test process: wire the streams, set the limits, guard, run; never returns."""
     import builtins
     import io
@@ -331,8 +455,12 @@ def _run_program(compiled, fds: tuple[int, int, int], job: dict, work: str, npro
             _LIBC.die_with_parent()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
+        prog, groups = confine[0], confine[1]
+        for fd in groups:  # into the sandbox's cgroup: its memory and process bounds count from here
+            os.write(fd, b"0")
         os.closerange(3, 1 << 16)
         _limits(job, nproc, job["cpu_s"])
+        _LIBC.load_seccomp(prog)  # last: the filter denies what the steps above needed
         sys.stdin = sys.__stdin__ = stream(0, "r", "surrogateescape")
         sys.stdout = sys.__stdout__ = stream(1, "w", "surrogateescape")
         sys.stderr = sys.__stderr__ = stream(2, "w", "backslashreplace", line_buffering=True)

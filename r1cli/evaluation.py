@@ -22,6 +22,7 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from r1cli.engines import Engine, SamplingParams
 from r1cli.errors import BadInput, OutputError
 from r1cli.io import Located, iter_records, prepare_prompts, prompt_id
 from r1cli.metrics import Question, Sample, summarize
+from r1cli.eval_protocol import PROTOCOLS, lcb_record, protocol_samples
 from r1cli.rollout import RolloutStats
 
 RESULTS_FILE = "results.json"
@@ -37,6 +39,8 @@ EVAL_REWARDS = ("accuracy", "format")
 # DeepSeek-R1's usage recommendation for math: "Please reason step by step, and put your final
 # answer within \boxed{}." The accuracy reward reads <answer> first, then the last \boxed{}.
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+CODE_INSTRUCTION = ("Write a Python 3 program that reads the input from stdin and writes the answer to stdout. "
+                    "Put the whole program in one ```python code block at the end of your answer.")
 CHOICE_INSTRUCTION = ("Please reason step by step, and put the letter of your final answer (A, B, C or D) "
                       "within \\boxed{}.")
 
@@ -96,11 +100,14 @@ def gpqa_record(record: Mapping[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
+_LCB_FIELDS = ("question_content", "public_test_cases")
 _GPQA_FIELDS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 
 PRESETS: dict[str, Preset] = {
     "aime24": Preset("aime24", "HuggingFaceH4/aime_2024", "train", "problem", "answer", id_field="id",
                      about="AIME 2024 I and II: 30 problems, integer answers"),
+    "aime25": Preset("aime25", "yentinglin/aime_2025", "train", "problem", "answer", id_field="id",
+                     about="AIME 2025 I and II: 30 problems, integer answers"),
     "math500": Preset("math500", "HuggingFaceH4/MATH-500", "test", "problem", "answer", id_field="unique_id",
                       about="MATH-500 (Lightman et al.): 500 MATH test problems"),
     "gsm8k": Preset("gsm8k", "openai/gsm8k:main", "test", "question", "answer", extract="gsm8k",
@@ -108,6 +115,10 @@ PRESETS: dict[str, Preset] = {
     "gpqa-diamond": Preset("gpqa-diamond", "Idavidrein/gpqa:gpqa_diamond", "train", "Question", "Correct Answer",
                            instruction=CHOICE_INSTRUCTION, convert=gpqa_record,
                            about="GPQA Diamond: 198 graduate-level multiple-choice questions (gated on the hub)"),
+    "livecodebench": Preset("livecodebench", "livecodebench/code_generation_lite", "test", "question_content",
+                            "public_test_cases", instruction=CODE_INSTRUCTION, convert=lcb_record,
+                            about="LiveCodeBench code generation (stdin/stdout problems), scored by the code "
+                                  "reward in its sandbox"),
 }
 
 
@@ -178,11 +189,15 @@ def _preset_records(preset: Preset, located: Iterable[Located], seed: int) -> li
     def mapped() -> Iterator[Located]:
         for where, record in located:
             if preset.convert is not None:
-                missing = [f for f in _GPQA_FIELDS if f not in record]
+                needed = _LCB_FIELDS if preset.name == "livecodebench" else _GPQA_FIELDS
+                missing = [f for f in needed if f not in record]
                 if missing:
                     raise BadInput(f"{where}: no '{missing[0]}' field",
                                    hint=f"the record's fields are: {', '.join(sorted(record))}")
-                yield where, preset.convert(record, seed)
+                try:
+                    yield where, preset.convert(record, seed)
+                except BadInput as exc:
+                    raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
                 continue
             out = dict(record)
             if preset.id_field and record.get(preset.id_field) is not None:
@@ -375,6 +390,13 @@ def benchmark_metrics(name: str, scored: Sequence[Mapping[str, Any]], ks: Sequen
         raise BadInput(f"{name}: {exc}",
                        hint="every question needs the same number of samples n, and k ≤ n") from None
     models = sorted({str(r["model"]) for r in scored if r.get("model") is not None})
+    think = [r["think_tokens"] for r in scored if isinstance(r.get("think_tokens"), int)]
+    if think:  # a thinking budget or --min-think counted them
+        metrics["mean_think_tokens"] = sum(think) / len(think)
+        metrics["forced"] = sum(r.get("forced") == "close" for r in scored) / len(scored)
+    n = metrics.get("samples")
+    if isinstance(n, int) and n > 1 and metrics.get("pass@1") is not None:
+        metrics[f"avg@{n}"] = metrics["pass@1"]  # lighteval's name: pass@1 averaged over n samples
     return {"data": name, **metrics, "model": models[0] if len(models) == 1 else (models or None)}
 
 
@@ -388,7 +410,8 @@ def versions() -> dict[str, str]:
     from r1cli import __version__
 
     out = {"r1cli": __version__}
-    for name in ("torch", "transformers", "math-verify", "sympy", "datasets", "vllm"):
+    for name in ("torch", "transformers", "tokenizers", "accelerate", "trl", "math-verify", "sympy", "datasets",
+                 "vllm", "httpx"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -460,8 +483,18 @@ class EvalSettings:
     limit: int | None = None
     instruction: str | None = None
     from_files: tuple[str, ...] = ()
+    protocol: str | None = None
+    think_budget: tuple[int, ...] | None = None  # one budget, or a sweep
+    min_think: int | None = None
+    stop: tuple[str, ...] = ()
+    model_revision: str | None = None  # the hub commit, or "sha256:…" of a local folder's files
 
     def __post_init__(self) -> None:
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol '{self.protocol}': choose from {', '.join(PROTOCOLS)}")
+        if self.think_budget and self.min_think is not None and self.min_think > min(self.think_budget):
+            raise ValueError(f"--min-think {self.min_think} is more than the smallest --think-budget "
+                             f"{min(self.think_budget)}")
         for k in self.pass_k or ():
             if k < 1:
                 raise ValueError(f"--pass-k values must be ≥ 1, got {k}")
@@ -469,17 +502,22 @@ class EvalSettings:
                 raise ValueError(f"--pass-k {k} is more than -n {self.samples}: pass@k needs k ≤ n samples "
                                  f"per question (use -n {k} or more)")
 
-    def params(self) -> SamplingParams:
-        return SamplingParams(n=self.samples, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                              top_p=self.top_p, top_k=self.top_k, seed=self.seed)
+    def params(self, samples: int | None = None) -> SamplingParams:
+        budget = self.think_budget[0] if self.think_budget and len(self.think_budget) == 1 else None
+        return SamplingParams(n=samples or self.samples, max_new_tokens=self.max_new_tokens,
+                              temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed,
+                              think_budget=budget, min_think=self.min_think, stop=tuple(self.stop))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["pass_k"] = list(self.pass_k) if self.pass_k else None
         out["from_files"] = list(self.from_files)
+        out["think_budget"] = list(self.think_budget) if self.think_budget else None
+        out["stop"] = list(self.stop)
         if self.from_files:  # nothing was sampled: the sampling settings would be made up
             for key in ("model", "engine", "template", "system", "prefill", "samples", "temperature", "top_p", "top_k",
-                        "max_new_tokens", "dtype", "batch_size", "instruction", "limit"):
+                        "max_new_tokens", "dtype", "batch_size", "instruction", "limit", "think_budget", "min_think",
+                        "model_revision", "stop"):
                 out.pop(key)
         return out
 
@@ -492,11 +530,41 @@ def evaluate(bench: Benchmark, engine: Engine, settings: EvalSettings, *, worker
     In a notebook: ``evaluate(load_benchmark("gsm8k", limit=50), get_engine("hf", "smollm2-135m"),
     EvalSettings(model="smollm2-135m", samples=4))``.
     """
-    rollouts = generate(bench.records, engine, settings.params(), template=settings.template, system=settings.system,
-                        prefill=settings.prefill, batch_size=settings.batch_size, stats=stats, on_group=on_question)
-    scored = score(((f"{bench.name}: question {r['id']} sample {r['sample']}", r) for r in rollouts),
-                   workers=workers, reward_params=reward_params)
-    return benchmark_metrics(bench.name, scored, settings.pass_k, seed=settings.seed), scored
+    (result,) = evaluate_budgets(bench, engine, dataclasses.replace(settings, think_budget=settings.think_budget[:1])
+                                 if settings.think_budget else settings, workers=workers,
+                                 reward_params=reward_params, stats=stats, on_question=on_question)
+    return result
+
+
+def evaluate_budgets(bench: Benchmark, engine: Engine, settings: EvalSettings, *, workers: int | None = None,
+                     reward_params: Mapping[str, Mapping[str, Any]] | None = None, stats: RolloutStats | None = None,
+                     on_question: Callable[[], None] | None = None) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(metrics, scored samples) of one benchmark per thinking budget of `settings.think_budget`
+    (one entry without a budget). A sweep generates once: `rollout.rollout_sweep`."""
+    from r1cli.rollout import rollout_sweep
+
+    n = protocol_samples(settings.protocol, bench.name, settings.samples)
+    params = settings.params(n)
+    budgets = settings.think_budget or ()
+    if len(budgets) > 1:
+        located = ((f"question {i}", r) for i, r in enumerate(bench.records, start=1))
+        runs = rollout_sweep(located, engine, params, budgets, template=settings.template, system=settings.system,
+                             prefill=settings.prefill, prompts_per_call=max(1, settings.batch_size // n),
+                             stats=stats, on_group=on_question)
+    else:
+        runs = {budgets[0] if budgets else None: generate(
+            bench.records, engine, params, template=settings.template, system=settings.system,
+            prefill=settings.prefill, batch_size=settings.batch_size, stats=stats, on_group=on_question)}
+    out = []
+    for budget, rollouts in runs.items():
+        scored = score(((f"{bench.name}: question {r['id']} sample {r['sample']}", r) for r in rollouts),
+                       workers=workers, reward_params=reward_params)
+        metrics = benchmark_metrics(bench.name, scored, settings.pass_k, seed=settings.seed)
+        if budget is not None:  # one row per budget in tables and reports: the name says which
+            metrics = {"data": f"{bench.name}@think{budget}", **{k: v for k, v in metrics.items() if k != "data"},
+                       "benchmark": bench.name, "think_budget": budget}
+        out.append((metrics, scored))
+    return out
 
 
 def evaluate_file(path: str, settings: EvalSettings, *, workers: int | None = None,

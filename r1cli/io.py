@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from r1cli.errors import BadInput, OutputError
+from r1cli.jsonl import (  # noqa: F401  dumps, decode_line: part of this module's API
+    _finite_float, _refuse_constant, decode_line, dumps, lines, max_line_bytes,
+)
 from r1cli.templates import gsm8k_answer, last_boxed
 
 Located = tuple[str, dict[str, Any]]
@@ -43,6 +46,14 @@ def iter_records(source: str = "-", *, split: str | None = None, skip_invalid: b
     if path.is_dir():
         raise BadInput(f"{source}: is a folder, not a records file",
                        hint="pass a .jsonl, .json or .parquet file, '-' for stdin, or a HF dataset name")
+    if _is_stream(path):  # a FIFO, <(cmd) (/dev/fd/N), a character device: read as JSONL, as it comes
+        try:
+            fp = open(path, "rb")
+        except OSError as exc:
+            raise BadInput(f"{source}: cannot read ({exc.strerror or exc})") from None
+        with fp:
+            yield from _iter_jsonl(fp, source, skip_invalid, skipped)
+        return
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".parquet":
@@ -72,9 +83,26 @@ def _looks_like_hub_id(source: str) -> bool:
     return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and " " not in source
 
 
+def _is_stream(path: Path) -> bool:
+    """True for what exists and is read as a stream: a FIFO, a socket, a character device."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
 def _iter_jsonl(fp: IO[bytes], name: str, skip_invalid: bool, skipped: list[str] | None) -> Iterator[Located]:
-    for lineno, raw in enumerate(fp, start=1):
+    limit = max_line_bytes()
+    for lineno, raw in enumerate(lines(fp, limit), start=1):
         where = f"{name}:{lineno}"
+        if raw is None:
+            problem = BadInput(f"{where}: line longer than {limit:,} bytes",
+                               hint="records are read whole: split this one, or raise R1_MAX_LINE_BYTES"
+                               + ("" if skip_invalid else ", or pass --skip-invalid"))
+            if _skip(where, skip_invalid, skipped):
+                continue
+            raise problem
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -86,15 +114,11 @@ def _iter_jsonl(fp: IO[bytes], name: str, skip_invalid: bool, skipped: list[str]
         if not line.strip():
             continue
         try:
-            record = json.loads(line.rstrip("\r\n"))  # a cut line: 'Unterminated string', not 'control character'
-        except json.JSONDecodeError as exc:
-            msg = exc.msg.removesuffix(" at")  # json's 'Unterminated string starting at' + ' at column 5'
-            problem = BadInput(f"{where}: invalid JSON ({msg} at column {exc.colno})",
-                               hint="each line must be one JSON object; fix or remove the line"
-                               + ("" if skip_invalid else ", or pass --skip-invalid"))
+            record = decode_line(line, where, skip_hint=not skip_invalid)
+        except BadInput:
             if _skip(where, skip_invalid, skipped):
                 continue
-            raise problem from None
+            raise
         if not isinstance(record, dict):
             problem = BadInput(f"{where}: expected a JSON object, got {_json_type(record)}",
                                hint='each line must be an object such as {"prompt": "..."}')
@@ -118,12 +142,17 @@ def _json_type(value: Any) -> str:
 
 def _iter_json(path: Path) -> Iterator[Located]:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not UTF-8", hint="re-encode the file as UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})",
                        hint="a .json file must hold one array of objects (use .jsonl for one object per line)") from None
+    except (ValueError, RecursionError):  # NaN, a 5,000-digit number, nesting too deep: named as for JSONL
+        decode_line(text, str(path))
+        raise
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -150,18 +179,37 @@ def _iter_parquet(path: Path) -> Iterator[Located]:
 
 
 def _iter_dataset(name: str, config: str | None, split: str) -> Iterator[Located]:
+    """Stream a HF dataset's rows; a hub that cannot serve it fails at once, with a local-copy hint.
+
+    Without the probe, `datasets` spends 8–30 s in "Retrying in 8s" (and ~5 s importing) before
+    its own error; the probe answers in milliseconds offline, or after its 10 s timeout. A
+    dataset already in the local hub cache skips the probe: `datasets` loads it from there.
+    """
+    label = f"dataset '{name}'" + (f" config '{config}'" if config else "")
+    args = f"'{name}'" + (f", '{config}'" if config else "")
+    copy = name.rsplit("/", 1)[-1] + ".jsonl"
+    hint = (f"where the hub is reachable, save a local copy once: python -c \"import datasets; "
+            f"datasets.load_dataset({args}, split='{split}').to_json('{copy}')\"; then read {copy} instead "
+            f"(check the name and --split if the hub is reachable)")
+    if not _in_hub_cache(name):
+        from r1cli.evaluation import check_hub
+
+        check_hub(name, what=label, hint=hint)
     import datasets
 
     try:
         ds = datasets.load_dataset(name, config, split=split, streaming=True)
     except Exception as exc:  # datasets raises many types (ConnectionError, DatasetNotFoundError, ValueError…)
-        raise BadInput(
-            f"could not load dataset '{name}'" + (f" config '{config}'" if config else "")
-            + f" (split '{split}'): {type(exc).__name__}: {exc}",
-            hint="check the name and --split; without network access, save the data as a local .jsonl/.parquet file",
-        ) from None
+        raise BadInput(f"could not load {label} (split '{split}'): {type(exc).__name__}: {exc}",
+                       hint=hint) from None
     for i, record in enumerate(ds):
         yield f"{name}[{split}]:row {i}", dict(record)
+
+
+def _in_hub_cache(name: str) -> bool:
+    from huggingface_hub import constants
+
+    return (Path(constants.HF_HUB_CACHE) / f"datasets--{name.replace('/', '--')}").is_dir()
 
 
 # ---- prompt records ---------------------------------------------------------------------
@@ -260,11 +308,6 @@ def load_prompts(source: str = "-", *, split: str | None = None, prompt_field: s
 # ---- writing ----------------------------------------------------------------------------
 
 
-def dumps(record: Mapping[str, Any]) -> str:
-    """One JSONL line (with the newline), UTF-8 kept as is."""
-    return json.dumps(record, ensure_ascii=False) + "\n"
-
-
 class Sink:
     """Where a command writes its records: stdout, or FILE.part renamed to FILE at the end."""
 
@@ -352,13 +395,15 @@ class Sink:
         assert self.path is not None
         offset = 0
         with open(self.path, "rb") as fp:
-            for raw in fp:
-                if not raw.endswith(b"\n"):
-                    break  # a partial last line: dropped
+            for lineno, raw in enumerate(lines(fp, max_line_bytes()), start=1):
+                if raw is None or not raw.endswith(b"\n"):
+                    break  # a partial last line (or one this writer could not have written): dropped
                 try:
-                    record = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    break  # a torn write: everything from here is redone
+                    record = decode_line(raw.decode("utf-8"), f"{self.path}:{lineno}")
+                except (BadInput, UnicodeDecodeError):
+                    # a torn write, or a line no r1 writes (NaN, a 5,000-digit number): everything
+                    # from here is redone, so no record is lost or written twice
+                    break
                 if not isinstance(record, dict):
                     break
                 offset += len(raw)

@@ -73,7 +73,8 @@ def answers_equal(a: str, b: str) -> bool:
     >>> answers_equal("1/2", "0.5"), answers_equal(r"\frac12", "1/2"), answers_equal("1/2", "2")
     (True, True, False)
     """
-    from r1cli.rewards.accuracy import math_equal, same_text
+    from r1cli.verifiers._guards import same_text
+    from r1cli.verifiers.math import math_equal
 
     if a == b:
         return True

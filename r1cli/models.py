@@ -61,11 +61,27 @@ def r1_home() -> Path:
 
 
 def _unknown(spec: str, why: str) -> UnknownModel:
+    from r1cli.templates import did_you_mean
+
+    close = did_you_mean(spec, ALIASES)
     return UnknownModel(
-        f"unknown model {spec!r}: {why}",
+        f"unknown model {spec!r}: {why}" + (f" (did you mean '{close}'?)" if close else ""),
         hint="use a packaged alias (" + ", ".join(ALIASES) + "), a local model folder "
         "(a saved Hugging Face checkpoint), or a hub id such as 'Qwen/Qwen2.5-0.5B-Instruct'",
     )
+
+
+def check_spec(spec: str) -> None:
+    """Refuse a spec that cannot name a model, before torch loads (~10 s sooner than resolve_model).
+
+    >>> check_spec("smollm2")
+    Traceback (most recent call last):
+    r1cli.errors.UnknownModel: unknown model 'smollm2': not an alias, a local folder or an org/name hub id (did you mean 'smollm2-135m'?)
+    """
+    if spec in ALIASES or Path(spec).expanduser().is_dir():
+        return
+    if not spec.strip() or Path(spec).expanduser().exists() or not (_HUB_ID.fullmatch(spec) and ".." not in spec):
+        resolve_model(spec)  # raises the precise error
 
 
 def resolve_model(spec: str) -> str:

@@ -32,6 +32,23 @@ CURVES = (
     ("kl", "KL divergence to the reference policy", "KL (k3 estimate)"),
 )
 OVERVIEW = ("reward", "accuracy", "completion_length", "kl")
+# Whether a run is learning (GRPO): equal-reward groups, gradient, clipping, entropy; then SFT's
+# curves and the held-out evaluation (`--eval-data`). Each is drawn where some run logged it.
+DIAGNOSTICS = (
+    ("frac_reward_zero_std", "Groups with equal rewards", "share of groups with reward std 0 (no signal)"),
+    ("grad_norm", "Gradient norm", "grad norm (before clipping)"),
+    ("clip_ratio/region_mean", "Clipped tokens", "share of tokens with a clipped ratio"),
+    ("clip_ratio/low_mean", "Clipped tokens (low side)", "share clipped below 1 - epsilon"),
+    ("clip_ratio/high_mean", "Clipped tokens (high side)", "share clipped above 1 + epsilon_high"),
+    ("entropy", "Policy entropy", "mean token entropy (nats)"),
+    ("loss", "Training loss", "loss"),
+    ("mean_token_accuracy", "Token accuracy", "mean next-token accuracy on the completions"),
+)
+EVAL_CURVES = (
+    ("eval/pass@1", "Held-out pass@1", "pass@1 (band: 95% interval)"),
+    ("eval/format", "Held-out format rate", "mean format reward"),
+    ("eval/mean_tokens", "Held-out response length", "mean completion tokens"),
+)
 
 
 @dataclass
@@ -283,8 +300,13 @@ def _curve(ax: Any, runs: Sequence[TrainingRun], key: str, title: str, ylabel: s
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=1)
         ax.plot(steps, ema(values, smooth), color=color, linewidth=2, label=run.name,
                 marker="o" if len(values) < 3 else None)
+        if key == "eval/pass@1":  # held-out points are sparse: no smoothing, the interval as a band
+            lo, hi = series(run.rows, "eval/pass@1_lo"), series(run.rows, "eval/pass@1_hi")
+            if lo[1] and len(lo[1]) == len(hi[1]):
+                ax.fill_between(lo[0], lo[1], hi[1], color=color, alpha=0.15)
         drawn = True
     ax.set_title(title)
+    _whole_steps(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -293,11 +315,41 @@ def _curve(ax: Any, runs: Sequence[TrainingRun], key: str, title: str, ylabel: s
     return drawn
 
 
+def _whole_steps(ax: Any) -> None:
+    """Steps are counted in whole numbers: no 1.25, 1.5, … ticks on short runs (or on one held-out point)."""
+    import math as _math
+
+    from matplotlib.ticker import MaxNLocator
+
+    xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+    if xs and max(xs) - min(xs) < 10:
+        lo, hi = _math.floor(min(xs)), _math.ceil(max(xs))
+        if lo == hi:
+            lo, hi = lo - 1, hi + 1
+        ax.set_xlim(lo - 0.25, hi + 0.25)
+        ax.set_xticks(range(lo, hi + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def eval_keys(runs: Sequence[TrainingRun]) -> list[str]:
+    """The `eval/cons@K` keys any run logged (K = its --eval-samples)."""
+    seen: dict[str, None] = {}
+    for run in runs:
+        for row in run.rows:
+            for key in row:
+                if re.fullmatch(r"eval/cons@\d+", key):
+                    seen.setdefault(key, None)
+    return list(seen)
+
+
 def curve_specs(runs: Sequence[TrainingRun]) -> list[tuple[str, str, str]]:
-    """(key, title, y label) of every curve to draw, per-reward curves after the total reward."""
+    """(key, title, y label) of every curve to draw: per-reward curves after the total reward,
+    then the diagnostics, SFT's loss and token accuracy, and the held-out evaluation."""
     specs = [CURVES[0]]
     specs += [(k, f"Reward: {k.split('/', 1)[1]}", f"mean {k.split('/', 1)[1]} reward") for k in reward_names(runs)]
-    return specs + list(CURVES[1:])
+    cons = [(k, f"Held-out {k.split('/', 1)[1]}", "majority-vote accuracy") for k in eval_keys(runs)]
+    return specs + list(CURVES[1:]) + list(DIAGNOSTICS) + [EVAL_CURVES[0], *cons, *EVAL_CURVES[1:]]
 
 
 def plot_training(runs: Sequence[TrainingRun], folder: Path, *, smooth: float = 0.6) -> list[Path]:
@@ -308,9 +360,12 @@ def plot_training(runs: Sequence[TrainingRun], folder: Path, *, smooth: float = 
         if not any(series(r.rows, key)[1] for r in runs):
             continue  # e.g. kl with beta 0, accuracy without the accuracy reward
         fig = _figure((7, 4.5))
-        _curve(fig.add_subplot(), runs, key, title + suffix, ylabel, smooth)
+        _curve(fig.add_subplot(), runs, key, title + ("" if key.startswith("eval/") else suffix), ylabel,
+               0.0 if key.startswith("eval/") else smooth)
         written.append(_save(fig, folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)}.png"))
     present = [spec for spec in CURVES if any(series(r.rows, spec[0])[1] for r in runs)]
+    if not present:  # an SFT run: its loss and token accuracy
+        present = [spec for spec in DIAGNOSTICS[-2:] if any(series(r.rows, spec[0])[1] for r in runs)]
     if present:
         fig = _figure((12, 8) if len(present) > 2 else (12, 4.5))
         rows = 2 if len(present) > 2 else 1
@@ -398,6 +453,9 @@ def report(paths: Sequence[str], folder: Path | None, *, smooth: float = 0.6,
         sections.append("## Evaluations\n\n" + markdown(*results_rows(evals)))
         if folder is not None:
             written.append(plot_results(evals, folder, metric=metric))
+            from r1cli.report_thinking import plot_thinking
+
+            written += plot_thinking(evals, folder)  # thinking-budget sweeps only
     text = "\n\n".join(sections) + "\n"
     if folder is not None:
         images = "\n".join(f"![{p.stem}]({p.name})" for p in written)

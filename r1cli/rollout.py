@@ -5,8 +5,8 @@ The library half of `r1 rollout`; the CLI only parses options and writes what th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -24,6 +24,23 @@ class RolloutStats:
     skipped: int = 0  # prompts already complete in the output (--resume)
 
 
+def think_close(template: str) -> str:
+    """What budget forcing appends when the think block runs out: the closing tag and the answer
+    opening the template expects (r1-zero: `<answer>`; chat models that think: a blank line).
+
+    >>> think_close("r1-zero"), think_close("chat")
+    ('</think>\\n<answer>', '</think>\\n\\n')
+    """
+    return "</think>\n<answer>" if template == "r1-zero" else "</think>\n\n"
+
+
+def with_think_close(params: SamplingParams, template: str) -> SamplingParams:
+    """`params` with the template's forced close, where thinking is tracked and none is set."""
+    if params.tracks_thinking and params.think_close is None:
+        return replace(params, think_close=think_close(template))
+    return params
+
+
 def resolve_template(template: str | None, engine: Engine) -> str:
     """The default template: `chat` for models with a chat template, else `none`."""
     if template is None:
@@ -32,14 +49,17 @@ def resolve_template(template: str | None, engine: Engine) -> str:
 
 
 def rollout_records(record: dict[str, Any], generation: Generation, model: str,
-                    prefill: str | None = None) -> list[dict[str, Any]]:
+                    prefill: str | None = None, *, template: str | None = None,
+                    system: str | None = None) -> list[dict[str, Any]]:
     """The rollout records of one prompt: the prompt record plus one completion each.
 
-    With a `prefill` (the answer's start, written for the model) the records carry it, so that
-    rewards and SFT see the whole answer: `prefill` + `completion`.
+    Each record says how its prompt was rendered (`template`, `system`, `prefill`; null = not
+    given), so that reject-sample and sft show a student exactly the prompt the model saw:
+    `render(prompt, template, system=system, prefill=prefill)`. The answer is `prefill` +
+    `completion`.
     """
-    extra = {"prefill": prefill} if prefill else {}
-    return [
+    extra = {"template": template, "system": system, "prefill": prefill or None}
+    records = [
         {
             **record,
             **extra,
@@ -52,6 +72,10 @@ def rollout_records(record: dict[str, Any], generation: Generation, model: str,
         }
         for s, c in enumerate(generation.completions)
     ]
+    for out, c in zip(records, generation.completions):
+        if c.think_tokens is not None:  # a thinking budget or --min-think was set
+            out.update(think_tokens=c.think_tokens, answer_tokens=c.answer_tokens, forced=c.forced)
+    return records
 
 
 def rollout(
@@ -75,6 +99,7 @@ def rollout(
     """
     stats = stats if stats is not None else RolloutStats()
     template = resolve_template(template, engine)
+    params = with_think_close(params, template)
     pending = iter(located)
     while True:
         raw = list(islice(pending, prompts_per_call * lookahead))
@@ -94,7 +119,8 @@ def rollout(
             call = window[start : start + prompts_per_call]
             generations = engine.generate([p for _, p in call], params, keys=[r["id"] for r, _ in call])
             for (record, _), generation in zip(call, generations):
-                group = rollout_records(record, generation, engine.model_name, prefill)
+                group = rollout_records(record, generation, engine.model_name, prefill, template=template,
+                                        system=system)
                 stats.prompts += 1
                 stats.completions += len(group)
                 stats.tokens += sum(r["completion_tokens"] for r in group)
@@ -104,3 +130,54 @@ def rollout(
 
 def _size(prompt: Any) -> int:
     return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
+
+
+def rollout_sweep(
+    located: Iterable[Located],
+    engine: Engine,
+    params: SamplingParams,
+    budgets: Sequence[int],
+    *,
+    template: str | None = None,
+    system: str | None = None,
+    prefill: str | None = None,
+    prompts_per_call: int = 8,
+    stats: RolloutStats | None = None,
+    on_group: Callable[[], None] | None = None,
+) -> dict[int, list[dict[str, Any]]]:
+    """Rollout records of every prompt under each thinking budget in `budgets`, in input order.
+
+    The engine shares the work where it can (`engines.generate_budgets`): the hf engine decodes
+    each prompt once, to the largest budget, and forks the smaller budgets from that prefix.
+    Records carry `think_budget`.
+    """
+    from r1cli.engines import generate_budgets
+
+    stats = stats if stats is not None else RolloutStats()
+    template = resolve_template(template, engine)
+    params = replace(params, think_close=params.think_close or think_close(template))
+    rendered = []
+    for where, record in located:
+        try:
+            rendered.append((record, render(record["prompt"], template, system=system, prefill=prefill)))
+        except BadInput as exc:
+            raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
+    order = sorted(range(len(rendered)), key=lambda i: _size(rendered[i][1]))
+    out: dict[int, dict[int, list[dict[str, Any]]]] = {b: {} for b in budgets}
+    for start in range(0, len(order), prompts_per_call):
+        call = order[start : start + prompts_per_call]
+        by_budget = generate_budgets(engine, [rendered[i][1] for i in call], params, budgets,
+                                     keys=[rendered[i][0]["id"] for i in call])
+        for b, generations in by_budget.items():
+            for i, generation in zip(call, generations):
+                group = [{**r, "think_budget": b} for r in
+                         rollout_records(rendered[i][0], generation, engine.model_name, prefill)]
+                out[b][i] = group
+                stats.completions += len(group)
+                stats.tokens += sum(r["completion_tokens"] for r in group)
+                stats.truncated += sum(r["finish_reason"] == "length" for r in group)
+        stats.prompts += len(call)
+        if on_group is not None:
+            for _ in call:
+                on_group()
+    return {b: [r for i in sorted(groups) for r in groups[i]] for b, groups in out.items()}

@@ -387,6 +387,8 @@ def sft_record(where: str, record: dict[str, Any], completion: str, format: str 
     """
     if "prompt" not in record:
         raise BadInput(f"{where}: no 'prompt' field", hint="an SFT record needs the prompt its completion answers")
+    if record.get("template") is not None:
+        record = seen_prompt(where, record, format)
     prompt = record["prompt"]
     if isinstance(prompt, str):
         messages = [{"role": "user", "content": prompt}]
@@ -405,4 +407,34 @@ def sft_record(where: str, record: dict[str, Any], completion: str, format: str 
             out["messages"] = [*messages, answer]
         elif key not in ("completion", "prefill"):
             out[key] = value
+    return out
+
+
+def seen_prompt(where: str, record: dict[str, Any], format: str) -> dict[str, Any]:
+    """The record with `prompt` as the model saw it: its `template` and `system` applied.
+
+    A rollout record keeps the raw prompt and how it was rendered; its SFT record carries the
+    rendered prompt (r1-zero: the whole instruction text; chat: the messages with the system
+    turn), marked `template: none` (text) or `chat` (messages), which render it unchanged. So
+    `sft` shows the student the teacher's prompt without being told the template again.
+
+    >>> seen_prompt("x", {"prompt": "2+2?", "template": "r1-zero", "system": None}, "completion")["prompt"][-30:]
+    'nswer>. User: 2+2?. Assistant:'
+    >>> seen_prompt("x", {"prompt": "Hi", "template": "chat", "system": "Be brief."}, "messages")["prompt"]
+    [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'}]
+    """
+    from r1cli.templates import render
+
+    template = record["template"]
+    try:
+        prompt = render(record["prompt"], template, system=record.get("system"))
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
+    if format == "messages" and isinstance(prompt, str):
+        raise BadInput(f"{where}: --format messages, but the model saw a text prompt (template '{template}'): "
+                       "chat turns would show the student another prompt",
+                       hint="use --format completion (the text prompt as the model saw it), or roll out with "
+                            "--template chat")
+    out = {k: v for k, v in record.items() if k != "system"}  # the messages hold it now
+    out["prompt"], out["template"] = prompt, ("none" if isinstance(prompt, str) else "chat")
     return out

@@ -7,6 +7,7 @@ applies no template) or chat messages (the engine applies the tokenizer's chat t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from r1cli.errors import BadInput
@@ -24,9 +25,45 @@ TEMPLATES = ("r1-zero", "chat", "none")
 
 
 def check_template(name: str) -> str:
+    """`name` if it is a template; else BadInput with the closest name.
+
+    >>> check_template("r1zero")
+    Traceback (most recent call last):
+    r1cli.errors.BadInput: unknown template 'r1zero' (did you mean 'r1-zero'?)
+    """
     if name not in TEMPLATES:
-        raise BadInput(f"unknown template '{name}'", hint=f"choose from: {', '.join(TEMPLATES)}")
+        close = did_you_mean(name, TEMPLATES)
+        raise BadInput(f"unknown template '{name}'" + (f" (did you mean '{close}'?)" if close else ""),
+                       hint=f"choose from: {', '.join(TEMPLATES)}")
     return name
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """The choice `name` most likely misspells: same letters ignoring case and '-'/'_', a prefix
+    of it (`smollm2` → `smollm2-135m`), or a close spelling; None when nothing is close.
+
+    >>> did_you_mean("R1_Zero", ["r1-zero", "chat"]), did_you_mean("smollm2", ["smollm2-135m", "tiny"])
+    ('r1-zero', 'smollm2-135m')
+    >>> did_you_mean("qwen", ["smollm2-135m", "tiny"]) is None
+    True
+    """
+    import difflib
+
+    choices = list(choices)
+    def squash(text: str) -> str:
+        return re.sub(r"[-_ .]", "", text.lower())
+
+    key = squash(name)
+    if not key:
+        return None
+    for choice in choices:
+        if squash(choice) == key:
+            return choice
+    prefixed = [c for c in choices if squash(c).startswith(key) and len(key) >= 3]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(key, [squash(c) for c in choices], n=1, cutoff=0.7)
+    return next(c for c in choices if squash(c) == close[0]) if close else None
 
 
 def _is_messages(prompt: Any) -> bool:

@@ -9,13 +9,6 @@ import sys
 import pytest
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--update-golden", action="store_true", default=False,
-        help="rewrite tests/golden/* from the current output instead of comparing with it",
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu = [item for item in items if "gpu" in item.keywords]
     if gpu and not _cuda_available():  # torch is imported only when a gpu test is collected

@@ -74,7 +74,10 @@ def test_end_to_end_then_a_rerun_skips_every_stage(tmp_path, tiny_model, student
     assert [(r["id"], r["sample"]) for r in rollouts] == [(f"q{i}", s) for i in range(4) for s in range(2)]
     assert all(r["model"] == tiny_model and r["completion_tokens"] <= 6 for r in rollouts)
     assert all(set(r["rewards"]) == {"accuracy", "format"} for r in scored) and len(scored) == 8
-    assert 0 < len(selected) <= 8 and all("prompt" in r and isinstance(r["completion"], str) for r in selected)
+    assert 0 < len(selected) <= 8
+    # the prompts as the teacher saw them (its chat template: messages), answered by one assistant turn
+    assert all(r["template"] == "chat" and r["prompt"][-1]["role"] == "user" for r in selected)
+    assert all(r["completion"] == [{"role": "assistant", "content": r["completion"][0]["content"]}] for r in selected)
     for stage in ("rollout", "score", "select", "train"):
         marker = json.loads((out / f"{stage}.done").read_text())
         assert marker["id"] and not (out / f"{stage}.started").exists()
@@ -245,7 +248,7 @@ def test_gkd_refuses_a_student_with_another_vocabulary(tmp_path, tiny_model, dat
 @pytest.mark.parametrize(("args", "message"), [
     (["-r", "format"], "--correct-only keeps samples whose accuracy is 1, but the accuracy reward is not computed"),
     (["-r", "acuracy"], "unknown reward 'acuracy'"),
-    (["--method", "kd"], "unknown method 'kd'"),
+    (["--method", "kd"], "Choose from: sft, gkd, on-policy"),
     (["--template", "r1-zero", "--method", "gkd"], "--method gkd trains on chat messages"),
 ])
 def test_refusals_before_any_model_loads(tmp_path, tiny_model, student, data, no_model, args, message):
@@ -264,3 +267,58 @@ def test_nothing_selected_is_a_clear_error(tmp_path, tiny_model, student, data):
     assert "no sample survived selection" in result.stderr and "incorrect" in result.stderr
     assert "--no-correct-only" in result.stderr
     assert (out / "select.done").exists() and not (out / "student").exists()
+
+
+# ---- on-policy distillation (TRL's DistillationTrainer) ----------------------------------------------
+
+
+def test_on_policy_on_tiny_models(tmp_path, tiny_model, student, data):
+    """The student samples, the loss is the reverse KL to a teacher with other weights: positive, and it
+    moves the student; no rollout, score or select stage runs."""
+    out = tmp_path / "out"
+    result = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out),
+                         "--method", "on-policy", "--max-steps", "2", "--max-new-tokens", "6", "--batch-size", "2",
+                         "--learning-rate", "1e-3", "-q")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((out / "student" / "r1_config.json").read_text())
+    assert config["r1"]["teacher"] == tiny_model and config["r1"]["model"] == student
+    assert config["distillation_config"]["beta"] == 1.0  # reverse KL
+    assert config["distillation_config"]["max_completion_length"] == 6
+    rows = lines(out / "student" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["loss"] > 0 and r["grad_norm"] > 0 for r in rows)
+    assert all(r["completions/max_length"] <= 6 for r in rows)
+    assert not (out / "rollouts.jsonl").exists() and not (out / "selected.jsonl").exists()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    before = AutoModelForCausalLM.from_pretrained(student).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(out / "student").state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lora", "8"], "--lora do not apply to --method on-policy"),
+    (["--prefill", "<think>"], "a prefill would be closed"),
+])
+def test_on_policy_refusals(tmp_path, tiny_model, student, data, no_model, args, message):
+    result = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(tmp_path / "o"),
+                         "--method", "on-policy", *args)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+
+
+def test_on_policy_refuses_a_student_with_another_vocabulary(tmp_path, tiny_model, data, no_model):
+    from transformers import AutoTokenizer
+
+    from r1cli.models import build_tiny
+
+    other = build_tiny(tmp_path / "other-vocab", seed=2)
+    tokenizer = AutoTokenizer.from_pretrained(other)
+    tokenizer.add_tokens(["<r1_extra_token>"])
+    tokenizer.save_pretrained(other)
+    result = distill_run("--teacher", tiny_model, "--student", str(other), "--data", data, "-o", str(tmp_path / "o"),
+                         "--method", "on-policy")
+    assert result.exit_code == 1, result.output
+    assert "do not share a tokenizer" in result.stderr
+    assert not (tmp_path / "o").exists()

@@ -344,7 +344,8 @@ def test_resume_keeps_the_data_order(tmp_path, tiny_model, seen_reward, monkeypa
             result = grpo_run(*args)
             assert result.exit_code == 0, result.stderr
         lines = seen.read_text().split()
-        return [lines[i:i + 4] for i in range(0, len(lines), 4)]  # 2 prompts × 2 generations a step
+        # 2 prompts × 2 generations a step, scored in parallel by the reward pool: in any order within a step
+        return [sorted(lines[i:i + 4]) for i in range(0, len(lines), 4)]
 
     straight = answers_per_step("straight", (3,))
     resumed = answers_per_step("resumed", (1,), (3, "--resume"))
@@ -416,3 +417,51 @@ def test_two_processes_on_cpu(tmp_path, tiny_model):
     assert config["processes"] == 2  # two real ranks, not two independent runs
     assert [r["step"] for r in metrics(out)] == [1, 2]  # rank 0 alone writes the metrics
     assert (out / "model.safetensors").is_file()
+
+
+# ---- held-out evaluation, the stall warning, the checkpoint policy -----------------------------------
+
+
+def test_eval_stall_and_checkpoints(tmp_path, tiny_model):
+    """3 steps: eval/… keys at steps 2 (every 2), best/ kept, one stall warning (random weights never
+    score, so every group's rewards are equal), at most 2 checkpoints, a final model without optimizer."""
+    out = tmp_path / "run"
+    data = write_jsonl(tmp_path / "p.jsonl", PROMPTS * 2)
+    held = write_jsonl(tmp_path / "held.jsonl", [{"prompt": "Compute 1 + 1.", "answer": "2"}])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("r1:\n  stall_steps: 2\n")
+    result = grpo_run("-m", tiny_model, "--data", data, "--template", "r1-zero", "--max-steps", "3", "-o", str(out),
+                      "-c", str(recipe), "--eval-data", held, "--eval-every", "2", "--eval-samples", "2",
+                      "--save-best", "pass@1", "--save-steps", "1", *SMALL)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("frac_reward_zero_std = 1.0") == 1  # one warning, with -q too
+    assert "--prefill '<think>'" in result.stderr and "--dynamic-sampling" in result.stderr
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert not any(k.startswith("eval/") for k in rows[0]) and not any(k.startswith("eval/") for k in rows[2])
+    for key in ("eval/pass@1", "eval/pass@1_lo", "eval/pass@1_hi", "eval/cons@2", "eval/format", "eval/mean_tokens",
+                "eval/questions"):
+        assert key in rows[1], key
+    assert rows[1]["eval/questions"] == 1 and 0 < rows[1]["eval/mean_tokens"] <= 8
+    best = json.loads((out / "best.json").read_text())
+    assert best == {"metric": "eval/pass@1", "value": rows[1]["eval/pass@1"], "step": 2}
+    assert (out / "best" / "model.safetensors").is_file() and (out / "best" / "tokenizer.json").is_file()
+    checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-3"]  # --save-total-limit's default: the last 2
+    assert (out / "checkpoint-3" / "optimizer.pt").is_file()  # resumable
+    assert (out / "model.safetensors").is_file() and not (out / "optimizer.pt").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--eval-every", "2"], "--eval-every needs held-out prompts"),
+    (["--save-best", "pass@1"], "--save-best needs held-out prompts"),
+    (["--eval-data", "h.jsonl"], "--eval-data needs --eval-every N"),
+    (["--eval-data", "h.jsonl", "--eval-every", "1", "--save-best", "loss"], "not a metric it can rank by"),
+    (["--eval-data", "h.jsonl", "--eval-every", "1", "--save-best", "cons@8"], "needs at least 8 samples"),
+    (["--generation", "fast"], "unknown --generation 'fast'"),
+])
+def test_eval_flags_are_checked_before_a_model_loads(tmp_path, no_model, args, message):
+    result = grpo_run("-m", "tiny", "--data", write_jsonl(tmp_path / "p.jsonl", PROMPTS), "-o", str(tmp_path / "r"),
+                      *args)
+    assert result.exit_code == 1
+    assert message in result.stderr

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 
@@ -82,8 +83,9 @@ def test_unreachable_dataset_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(BadInput) as info:
         list(iter_records("no-such-org/no-such-dataset", split="test"))
-    assert "could not load dataset 'no-such-org/no-such-dataset'" in info.value.message
-    assert "local .jsonl" in info.value.hint
+    assert "dataset 'no-such-org/no-such-dataset' needs the Hugging Face hub" in info.value.message
+    assert "HF_HUB_OFFLINE" in info.value.message
+    assert "save a local copy" in info.value.hint and "no-such-dataset.jsonl" in info.value.hint
 
 
 # ---- prompt records ---------------------------------------------------------------------
@@ -235,3 +237,45 @@ def test_full_disk_is_a_clear_error_without_partial_line(tmp_path):
     with pytest.raises(OutputError, match="No space left"):
         sink.write({"x": "y" * 10000})
     assert target.read_text() == '{"ok": 1}\n'
+
+
+# ---- records nothing may crash on (issue: hostile input) --------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"n": ' + "1" * 4301 + "}", "a number of more than 4,300 digits"),
+    ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", "JSON nested too deep to read"),
+    ('{"v": NaN}', "NaN is not JSON"),
+    ('{"v": Infinity}', "Infinity is not JSON"),
+    ('{"v": -1e400}', "-1e400 is not JSON"),
+    ('{"v": 1', "invalid JSON (Expecting ',' delimiter at column 8)"),
+])
+def test_decode_line_names_the_place(line, message):
+    from r1cli.io import decode_line
+
+    with pytest.raises(BadInput, match=re.escape(f"f.jsonl:3: {message}")):
+        decode_line(line, "f.jsonl:3")
+
+
+def test_decode_line_keeps_what_json_allows():
+    from r1cli.io import decode_line
+
+    assert decode_line('{"n": ' + "1" * 4300 + ', "f": 1e308, "d": [[[1]]]}', "x") == {
+        "n": int("1" * 4300), "f": 1e308, "d": [[[1]]]}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_dumps_refuses_nan_naming_the_key(value):
+    from r1cli.errors import OutputError
+    from r1cli.io import dumps
+
+    with pytest.raises(OutputError, match=r"whose 'rewards.acc' is .*JSON has no NaN or Infinity"):
+        dumps({"rewards": {"fmt": 1.0, "acc": value}})
+
+
+def test_dumps_escapes_unicode_line_breaks_only():
+    from r1cli.io import dumps
+
+    line = dumps({"t": "a\u2028b\u2029c\x85d\u00e9\u4e2d"})
+    assert line.splitlines() == [line[:-1]] and line.endswith("\n")
+    assert "\u00e9\u4e2d" in line and json.loads(line) == {"t": "a\u2028b\u2029c\x85d\u00e9\u4e2d"}

@@ -100,10 +100,10 @@ CASES = [
     (r"[1,2)", r"[1,2]", False),
     (r"(1,2)", r"(1, 2)", True),
     (r"(-\infty, 3]", r"(-\infty,3]", True),
-    (r"(-\infty,3]", r"x\le 3", False),  # SURPRISE: interval gold, relation pred: False; reversed: True
+    (r"(-\infty,3]", r"x\le 3", True),  # math-verify alone: False (set-relation comparison off)
     (r"x \le 3", r"(-\infty,3]", True),
-    (r"[1,2)", r"1 \le x < 2", False),  # SURPRISE: interval gold vs relation pred is False
-    (r"(0,\infty)", r"x>0", False),  # SURPRISE: interval gold vs relation pred is False
+    (r"[1,2)", r"1 \le x < 2", True),
+    (r"(0,\infty)", r"x>0", True),
     (r"[2,5]", r"[2,5)", False),
     (r"(1,2)\cup(3,4)", r"(3,4)\cup(1,2)", True),
     (r"(1,2)\cup(3,4)", r"(1,4)", False),

@@ -128,12 +128,15 @@ def test_rejection_sampling_draws_from_the_r1_zero_checkpoint(quick):
     selected = jsonl(folder / "selected.jsonl")
     assert len(selected) == 16
     assert all(r["completion"].startswith("<think>") and "prefill" not in r for r in selected)
+    assert all(r["template"] == "none" and r["prompt"].startswith("A conversation between User and Assistant")
+               for r in selected)  # the prompt the model saw (r1-zero), ready for sft as it is
 
 
 @slow
 def test_cold_start_sft_trains_the_base_on_the_selected_samples(quick):
     config = json.loads((quick.out / "sft" / "r1_config.json").read_text())["r1"]
-    assert (config["model"], config["template"]) == ("tiny", "r1-zero")
+    # the selected records hold the r1-zero prompts as rendered, so sft applies no second template
+    assert (config["model"], config["template"]) == ("tiny", "none")
     assert config["data"] == str(quick.out / "select" / "selected.jsonl")
     assert (quick.out / "sft" / "model.safetensors").is_file()
     assert len(jsonl(quick.out / "sft" / "metrics.jsonl")) == 2

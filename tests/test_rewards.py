@@ -18,7 +18,7 @@ import pytest
 from r1cli import rewards
 from r1cli.errors import BadInput, R1Error, UnknownReward
 from r1cli.rewards import Reward, describe, missing_fields, parse_spec, resolve, score_record
-from r1cli.rewards.accuracy import extract_pred, math_equal
+from r1cli.rewards.accuracy import extract_pred, judge_math, math_equal
 from r1cli.rewards.language import language_reward, language_share, prompt_language
 from r1cli.rewards.length import length_reward
 from r1cli.rewards.repetition import repetition_reward
@@ -176,13 +176,15 @@ def test_score_record_in_a_process_pool_worker():
         ("<think>2+2</think><answer>5</answer>", "4", 0.0),
         (r"so the answer is \boxed{\frac{1}{2}}.", "0.5", 1.0),
         (r"<answer>The answer is $\boxed{033}$</answer>", "33", 1.0),
-        (r"\boxed{1} then \boxed{2}", "2", 1.0),  # the last box counts
-        ("<answer>1</answer> <answer>2</answer>", "2", 1.0),  # the last answer block counts
+        (r"\boxed{1} then \boxed{2}", "2", 0.0),  # two boxes: the set {1, 2}, as math-verify joins them
+        (r"\boxed{1} then \boxed{2}", r"\{1, 2\}", 1.0),
+        ("<answer>1</answer> <answer>2</answer>", "2", 0.0),  # competing answer blocks: neither counts
+        ("<answer>2</answer> <answer> 2</answer>", "2", 1.0),  # the same answer repeated is one answer
         ("<think><think>3</think></think><answer>3</answer>", "3", 1.0),  # nested think: the answer is still judged
         ("<think>I think it is \\boxed{4}</think>", "4", 1.0),  # a box inside the reasoning is still a final answer
-        ("the answer is 4", "4", 0.0),  # no <answer>, no \boxed{}: missing pred
+        ("the answer is 4", "4", 1.0),  # no <answer>, no \boxed{}: extracted as math-verify does
         ("", "4", 0.0),
-        (r"\boxed{\frac{1}{2}", "1/2", 0.0),  # unbalanced \boxed{
+        (r"\boxed{\frac{1}{2}", "1/2", 1.0),  # unbalanced \boxed{: math-verify still reads the fraction
         (r"\boxed{4}", "", None),  # empty gold
         (r"\boxed{4}", r"\frac{", None),  # unparseable gold
         ("no answer at all", "}{", None),  # unparseable gold wins over a missing pred
@@ -244,10 +246,10 @@ def test_accuracy_pathological_inputs_are_judged_at_once(pred, answer, expected)
 
 def test_accuracy_verdicts_are_cached():
     math_equal("17/34", r"\frac{1}{2}")
-    hits = math_equal.cache_info().hits
+    hits = judge_math.cache_info().hits
     start = time.perf_counter()
     assert math_equal("17/34", r"\frac{1}{2}") is True
-    assert math_equal.cache_info().hits == hits + 1 and time.perf_counter() - start < 0.01
+    assert judge_math.cache_info().hits == hits + 1 and time.perf_counter() - start < 0.01
 
 
 def test_math_verify_runs_without_timeouts_in_a_thread():

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from r1cli import rewards
-from r1cli.errors import BadInput
+from r1cli.errors import BadInput, R1Error
 from r1cli.rewards import Reward
 from r1cli._pool import Done, ForkPool, Job, JobFailed, Lost
 from r1cli.scoring import ERROR_KEY, ScoreStats, route_key, score_records
@@ -88,7 +88,7 @@ def test_output_order_is_input_order_whatever_the_finishing_order():
 
 
 @pytest.mark.parametrize("behave", ["sleep", "c-loop"])
-def test_timeout_gives_nulls_a_note_and_the_pool_goes_on(behave):
+def test_a_timeout_scores_zero_with_a_note_and_the_pool_goes_on(behave):
     fns = rewards.resolve(["format"]) + [probe("probe", misbehaving, weight=2.0)]
     rows = [{"i": i, "completion": OK, "behave": behave if i == 2 else None} for i in range(6)]
     stats = ScoreStats(latencies=[])
@@ -97,9 +97,9 @@ def test_timeout_gives_nulls_a_note_and_the_pool_goes_on(behave):
     assert time.monotonic() - start < 5
     assert [r["i"] for r in out] == list(range(6))
     stuck = out[2]
-    assert stuck["rewards"] == {"format": 1.0, "probe": None}  # format was done before the probe hung
+    assert stuck["rewards"] == {"format": 1.0, "probe": 0.0}  # format was done before the probe hung
     assert stuck["reward"] == 1.0
-    assert stuck[ERROR_KEY] == "timeout after 0.5 s (probe)"
+    assert stuck[ERROR_KEY] == "probe ran past the record's time budget (0.5 s, from --timeout): scored 0.0"
     for r in out[:2] + out[3:]:
         assert r["rewards"] == {"format": 1.0, "probe": 0.5} and ERROR_KEY not in r
     assert (stats.records, stats.timed_out, stats.restarts, stats.failed) == (6, 1, 1, 0)
@@ -107,7 +107,7 @@ def test_timeout_gives_nulls_a_note_and_the_pool_goes_on(behave):
 
 
 @pytest.mark.parametrize(("behave", "note"), [
-    ("crash", "worker died (signal SIGKILL) during probe"),
+    ("crash", "worker died (signal SIGKILL) during probe: scored null"),
     ("raise", "probe failed: ValueError: boom"),
 ])
 def test_a_crash_or_an_exception_is_noted_and_scoring_goes_on(behave, note):
@@ -274,7 +274,7 @@ def test_adversarial_answers_are_judged_without_reaching_the_timeout():
     assert [r["kind"] for r in out] == [*ADVERSARIAL, "fine"]
     assert stats.timed_out == 0 and max(stats.latencies) < 1.0
     assert [r["rewards"]["accuracy"] for r in out] == [0.0] * len(ADVERSARIAL) + [1.0]
-    assert not any(ERROR_KEY in r for r in out)
+    assert not any("timeout" in r.get(ERROR_KEY, "") for r in out)  # refused in the reward, with its reason
 
 
 WORKER_PIDS = """
@@ -316,3 +316,120 @@ def test_workers_die_with_their_parent(how):
 def test_scored_records_are_json():
     out = list(score_records([{"completion": OK, "answer": "4"}], rewards.resolve(["accuracy"]), workers=1))
     assert json.loads(json.dumps(out[0]))["rewards"] == {"accuracy": 1.0}
+
+
+# ---- budgets: a hang is a wrong answer, and the rewards' own limits decide -------------------------
+
+
+class Budgeted:
+    """A test reward that declares its own time budget; `behave` says how a record misbehaves."""
+
+    def __init__(self, budget_s: float | None = None, per_test: float | None = None) -> None:
+        if budget_s is not None:
+            self.budget_s = budget_s
+        if per_test is not None:  # a budget that grows with the record, as a code reward's with its tests
+            self.budget_for = lambda record: per_test * len(record.get("tests") or [])
+
+    def __call__(self, completion, behave=None, tests=None, **_):
+        if behave == "slow-ok":  # needs more than the default budget, less than its own
+            time.sleep(0.2 * len(tests))
+            return 1.0
+        if behave == "nan":
+            return float("nan")
+        return misbehaving(completion, behave=behave)
+
+
+def pred_reward(completion, **_):
+    return 1.0
+
+
+pred_reward.budget_s = 0.1
+pred_reward.extract_pred = lambda text, record: text.split()[-1]
+
+
+@pytest.mark.parametrize(("behave", "fn", "rewards_", "pred", "note"), [
+    # a reward stuck in Python, in C (uninterruptible), or asleep: the reward in it scores 0.0
+    ("sleep", Budgeted(0.3), {"fmt": 1.0, "probe": 0.0, "after": 1.0}, "x", "probe ran past the record's time budget"),
+    ("c-loop", Budgeted(0.3), {"fmt": 1.0, "probe": 0.0, "after": 1.0}, "x", "probe ran past the record's time budget"),
+    # slower than the default budget (5 s), within its own (10 tests × 0.8 s): scored, not killed
+    ("slow-ok", Budgeted(per_test=0.8), {"fmt": 1.0, "probe": 1.0, "after": 1.0}, "x", None),
+    # the machinery failed, not the completion: null
+    ("crash", Budgeted(0.3), {"fmt": 1.0, "probe": None, "after": 1.0}, "x", "worker died (signal SIGKILL) during probe"),
+    # NaN is not JSON: null, noted
+    ("nan", Budgeted(0.3), {"fmt": 1.0, "probe": None, "after": 1.0}, "x", "probe returned nan"),
+])
+def test_budgets_decide_and_a_hang_scores_zero_keeping_the_other_rewards_and_pred(behave, fn, rewards_, pred, note):
+    fmt = Reward("fmt", 1.0, pred_reward)  # all declare a budget: none shares the default 5 s
+    after = Reward("after", 1.0, pred_reward)
+    rows = [{"i": i, "completion": "answer x", "tests": [{}] * 10, "behave": behave if i == 1 else None}
+            for i in range(3)]
+    stats = ScoreStats()
+    start = time.monotonic()
+    out = list(score_records(rows, [fmt, probe("probe", fn), after], workers=2, stats=stats))
+    elapsed = time.monotonic() - start
+    assert out[1]["rewards"] == rewards_ and out[1]["pred"] == pred
+    if note is None:
+        assert ERROR_KEY not in out[1]
+    else:
+        assert out[1][ERROR_KEY].startswith(note), out[1][ERROR_KEY]
+    assert [r["rewards"] for r in (out[0], out[2])] == [{"fmt": 1.0, "probe": 0.5, "after": 1.0}] * 2
+    assert stats.timed_out == (behave in ("sleep", "c-loop"))
+    limit = 10 * 0.2 + 3 if behave == "slow-ok" else 0.5 + 1.0 + 3  # the budgets + the margin + start-up
+    assert elapsed < limit
+
+
+def test_pred_extraction_that_hangs_is_bounded_too():
+    hanging = Reward("r", 1.0, lambda completion, **_: 1.0)
+    hanging.fn.budget_s = 0.2  # type: ignore[attr-defined]
+
+    def slow_pred(text, record):
+        time.sleep(100)
+
+    hanging.fn.extract_pred = slow_pred  # type: ignore[attr-defined]
+    out = list(score_records([{"completion": "x"}], [hanging], workers=1))
+    assert out[0]["rewards"] == {"r": 1.0} and out[0]["pred"] is None
+    assert out[0][ERROR_KEY].startswith("pred extraction ran past the record's time budget (1.2 s)")
+
+
+def test_an_explicit_timeout_overrides_the_budgets_and_is_counted():
+    fn = Budgeted(per_test=0.8)
+    rows = [{"completion": "x", "tests": [{}] * 10, "behave": "slow-ok"}]
+    stats = ScoreStats()
+    out = list(score_records(rows, [probe("probe", fn)], workers=1, timeout=0.5, stats=stats))
+    assert out[0]["rewards"] == {"probe": 0.0}
+    assert out[0][ERROR_KEY] == "probe ran past the record's time budget (0.5 s, from --timeout): scored 0.0"
+    assert (stats.capped, stats.timed_out) == (1, 1)
+
+
+def test_record_budget_sums_the_declared_limits():
+    from r1cli.scoring import DEFAULT_BUDGET_S, MARGIN_S, record_budget
+
+    plain = probe("plain", lambda c, **_: 1.0)
+    code = probe("code", Budgeted(per_test=2.0))
+    fixed = probe("fixed", Budgeted(7.0))
+    rec = {"tests": [{}] * 3}
+    assert record_budget([plain], rec) == DEFAULT_BUDGET_S + MARGIN_S
+    assert record_budget([plain, code, fixed], rec) == 6.0 + 7.0 + DEFAULT_BUDGET_S + MARGIN_S
+    assert record_budget([code, fixed], rec) == 13.0 + MARGIN_S
+    bad = probe("bad", Budgeted(float("nan")))
+    with pytest.raises(R1Error, match="declares a time budget of nan s"):
+        record_budget([bad], rec)
+
+
+def test_fork_pool_per_job_timeout_and_retry():
+    def work(n, progress):
+        progress[0] = n
+        time.sleep(n)
+        return n
+
+    retried = []
+
+    def retry(job, lost):
+        retried.append((job.payload, lost.timed_out))
+        return None if job.payload == 0 else Job(payload=0, size=job.size, timeout=0.5)
+
+    pool = ForkPool(work, workers=1, timeout=0.3, progress_slots=1, retry=retry)
+    jobs = [Job(payload=0.1), Job(payload=0.6, timeout=1.5), Job(payload=5.0)]
+    out = [(job.payload, type(o).__name__, getattr(o, "value", None)) for job, o in pool.imap(jobs, lambda j: j)]
+    assert out == [(0.1, "Done", 0.1), (0.6, "Done", 0.6), (0, "Done", 0)]  # 5.0 timed out at 0.3, ran again as 0
+    assert retried == [(5.0, True)]

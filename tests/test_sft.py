@@ -325,3 +325,24 @@ def test_two_processes_on_cpu(tmp_path, tiny_model):
     assert config["processes"] == 2  # two real ranks, not two independent runs
     assert [r["step"] for r in metrics(out)] == [1, 2]  # rank 0 alone writes the metrics
     assert (out / "model.safetensors").is_file() and (out / "sft_data.jsonl").is_file()
+
+
+def test_eval_while_training_and_checkpoint_limit(tmp_path, tiny_model):
+    """--eval-every 1: eval/… keys on each step's line; the last 2 checkpoints kept; best/ saved."""
+    out = tmp_path / "run"
+    data = write_jsonl(tmp_path / "d.jsonl", PC)
+    held = write_jsonl(tmp_path / "held.jsonl", [{"prompt": "Compute 1 + 1.", "answer": "2"}])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("r1:\n  eval_max_tokens: 8\n")  # random weights never stop: keep held-out answers short
+    result = sft_run("-m", tiny_model, "--data", data, "-o", str(out), "--max-steps", "3", "--eval-data", held,
+                     "-c", str(recipe),
+                     "--eval-every", "1", "--eval-samples", "2", "--save-best", "format", "--save-steps", "1",
+                     "--template", "r1-zero", *SMALL)
+    assert result.exit_code == 0, result.stderr
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all("eval/pass@1" in r and "eval/cons@2" in r and r["eval/step"] == r["step"] for r in rows)
+    assert all(0 < r["eval/mean_tokens"] <= 8 for r in rows)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert json.loads((out / "best.json").read_text())["metric"] == "eval/format"
+    assert (out / "best" / "model.safetensors").is_file()

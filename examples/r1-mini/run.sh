@@ -248,7 +248,7 @@ stage score r1 score "$out/select/rollouts.jsonl" -r accuracy -r format -r langu
   --reward-arg format.strict=false -o "$out/select/scored.jsonl" --resume -q
 stage select select_samples "${policies[@]}"
 # Cold start (§2.3.1): SFT of the base model on those samples, as R1 fine-tunes V3-Base
-stage sft r1 sft -m "$model" --data "$out/select/selected.jsonl" --template r1-zero --max-length 256 \
+stage sft r1 sft -m "$model" --data "$out/select/selected.jsonl" --max-length 256 \
   "${sft_args[@]}" --seed 0 -o "$out/sft" --resume -q
 stage eval-sft evaluate sft "$out/sft" "$eval_n" "$tokens"
 # Reasoning RL (§2.3.2): the same rewards + language consistency (the share of English words in the CoT)

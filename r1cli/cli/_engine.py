@@ -13,10 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
+from r1cli.cli._common import complete_engine
+
 EngineOpt = Annotated[
     str,
-    typer.Option("--engine", help="Inference engine: hf (transformers, any machine), vllm (in-process vLLM, "
-                                  "CUDA GPU), openai (an OpenAI-compatible server at --base-url)."),
+    typer.Option("--engine", autocompletion=complete_engine,
+                 help="Inference engine: hf (transformers, any machine), vllm (in-process vLLM, "
+                      "CUDA GPU), openai (an OpenAI-compatible server at --base-url)."),
 ]
 BaseUrlOpt = Annotated[
     str | None,
@@ -83,11 +86,10 @@ def engine_options(engine: str, model: str | None, **opts: Any) -> tuple[str | N
     Options that are None were not given. An option the engine does not use, or an openai engine
     without --base-url, is a usage error naming the flag.
     """
-    from r1cli.engines import ENGINES
-    from r1cli.errors import EngineUnavailable
+    from r1cli.engines import ENGINES, unknown_engine
 
     if engine not in ENGINES:
-        raise EngineUnavailable(f"unknown engine '{engine}'", hint=f"choose from: {', '.join(sorted(ENGINES))}")
+        raise unknown_engine(engine)
     given = {k: v for k, v in opts.items() if v is not None}
     unknown = sorted(set(given) - set().union(*APPLIES.values()))
     if unknown:
@@ -102,6 +104,10 @@ def engine_options(engine: str, model: str | None, **opts: Any) -> tuple[str | N
                                  param_hint="--base-url")
     if engine != "openai" and model is None:
         model = DEFAULT_MODEL
+    if engine != "openai":  # the served model's name is the server's business
+        from r1cli.models import check_spec
+
+        check_spec(model)  # a misspelt alias fails here, before the engine imports torch
     return model, {**DEFAULTS.get(engine, {}), **given}
 
 

@@ -26,14 +26,21 @@ def start(settings: Any, *, launch: Callable[..., int], run: Callable[..., None]
     run(settings, quiet=quiet)
 
 
+def warn(message: str) -> None:
+    """A warning from a running trainer, on stderr (shown with --quiet too: it says the run is wasted)."""
+    from r1cli.cli._common import err
+
+    err.print(message, markup=False, highlight=False)
+
+
 def train_here(label: str, train: Callable[..., Any], settings: Any, *, quiet: bool,
-               stats: Callable[[dict[str, Any]], str]) -> Any:
-    """`train(settings, progress=…)` under a progress bar on stderr showing `stats(values)`."""
+               stats: Callable[[dict[str, Any]], str], **options: Any) -> Any:
+    """`train(settings, progress=…, **options)` under a progress bar on stderr showing `stats(values)`."""
     with progress_bar(label, total=None, quiet=quiet, fields="{task.fields[stats]}", stats="") as bar:
         def update(step: int, total: int, **values: Any) -> None:
             bar.update(total=total if total and total > 0 else None, completed=step, stats=stats(values))
 
-        return train(settings, progress=update)
+        return train(settings, progress=update, **options)
 
 
 def report(result: Any, stats: str, *, quiet: bool) -> None:

@@ -9,20 +9,20 @@ import typer
 from r1cli.cli import reject_sample as rs
 from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, RewardOpt, SplitOpt,
-    SystemOpt, TemplateOpt, progress_bar, reward_params, summary,
+    SystemOpt, TemplateOpt, complete_model, progress_bar, reward_params, summary,
 )
-from r1cli.cli.rollout import EngineOpt, MaxNewTokensOpt, SamplesOpt, TemperatureOpt, TopKOpt, TopPOpt
+from r1cli.cli.rollout import EngineOpt, MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt
 from r1cli.cli.score import TimeoutOpt, WorkersOpt
 from r1cli.cli.sft import (
     BatchSizeOpt, ConfigOpt, EpochsOpt, GradAccumOpt, LearningRateOpt, LoraOpt, MaxLengthOpt, MaxStepsOpt,
     NumProcessesOpt, PackingOpt,
 )
 
-TeacherOpt = Annotated[str, typer.Option("--teacher", help="Model that writes the samples: hub id, local folder, or alias.")]
-StudentOpt = Annotated[str, typer.Option("--student", help="Model to train on the kept samples: hub id, local folder, or alias.")]
+TeacherOpt = Annotated[str, typer.Option("--teacher", autocompletion=complete_model, help="Model that writes the samples: hub id, local folder, or alias.")]
+StudentOpt = Annotated[str, typer.Option("--student", autocompletion=complete_model, help="Model to train on the kept samples: hub id, local folder, or alias.")]
 PromptsOpt = Annotated[str, typer.Option("--data", "-d", help="Prompt records: a .jsonl/.json/.parquet file, '-' (stdin) or a HF dataset name.")]
 FolderOpt = Annotated[str, typer.Option("--output", "-o", help="Folder for every stage: rollouts.jsonl, scored.jsonl, selected.jsonl, student/.")]
-MethodOpt = Annotated[str, typer.Option("--method", help="sft: fine-tune on the kept samples (R1's distillation); gkd: TRL's GKDTrainer, logit distillation on them and on the student's own samples (shared tokenizer only).")]
+MethodOpt = Annotated[str, typer.Option("--method", help="sft: fine-tune on the kept samples (R1's distillation); gkd: TRL's GKDTrainer, logit distillation on them and on the student's own samples; on-policy: the student samples the prompts and learns the teacher's distributions on them (reverse KL; TRL's DistillationTrainer). gkd and on-policy need a shared tokenizer.")]
 RolloutBatchOpt = Annotated[int, typer.Option("--rollout-batch-size", min=1, help="Sequences the teacher generates together.")]
 DistillSeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed of the rollouts (default 0) and of the student's training (default: the recipe's, else TRL's 42).")]
 DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="Teacher dtype for rollouts: float32, bfloat16 or float16 (default as r1 rollout).")]
@@ -39,6 +39,7 @@ def distill_cmd(
     temperature: TemperatureOpt = 0.6,
     top_p: TopPOpt = 0.95,
     top_k: TopKOpt = 0,
+    think_budget: ThinkBudgetOpt = None,
     seed: DistillSeedOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -49,7 +50,7 @@ def distill_cmd(
     reward: RewardOpt = None,
     reward_arg: RewardArgOpt = None,
     workers: WorkersOpt = None,
-    timeout: TimeoutOpt = 5.0,
+    timeout: TimeoutOpt = None,
     correct_only: rs.CorrectOnlyOpt = rs.DEFAULTS.correct_only,
     min_reward: rs.MinRewardOpt = rs.DEFAULTS.min_reward,
     language: rs.TargetLanguageOpt = rs.DEFAULTS.language,
@@ -92,6 +93,16 @@ def distill_cmd(
         r1 distill --teacher Qwen/Qwen2.5-7B-Instruct --student Qwen/Qwen2.5-0.5B-Instruct --data prompts.jsonl -o out --method gkd -c gkd.yaml
         r1 distill --teacher tiny --student ./student --data prompts.jsonl -o out --no-correct-only --max-steps 3
     """
+    if method == "on-policy":
+        unused = {"--think-budget": think_budget, "--lora": lora, "--packing": packing, "--max-length": max_length,
+                  "--num-processes": num_processes if num_processes > 1 else None}
+        _on_policy(teacher=teacher, student=student, output=output, data=data, template=template, system=system,
+                   prefill=prefill, split=split, prompt_field=prompt_field, config=config, quiet=quiet,
+                   unused=[flag for flag, value in unused.items() if value],
+                   flags={"epochs": epochs, "learning_rate": learning_rate, "max_steps": max_steps,
+                          "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed,
+                          "max_completion_length": max_new_tokens, "temperature": temperature})
+        return
     from r1cli.engines import SamplingParams
     from r1cli.training.distill import DistillSettings, distill
 
@@ -100,7 +111,7 @@ def distill_cmd(
     names = [s.partition(":")[0].strip() for s in specs]
     try:
         sampling = SamplingParams(n=samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                  top_k=top_k, seed=seed or 0)
+                                  top_k=top_k, seed=seed or 0, think_budget=think_budget)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     sft_flags = {"epochs": epochs, "learning_rate": learning_rate, "max_length": max_length, "packing": packing,
@@ -121,3 +132,23 @@ def distill_cmd(
             f"prompts, {sums['rollout'].get('completions', 0):,} samples, {sums['select'].get('records_kept', 0):,} "
             f"kept, {sums['train'].get('steps', 0):,} training steps{skipped}; student saved to "
             f"{result.output_dir / 'student'}", quiet=quiet)
+
+
+def _on_policy(*, teacher: str, student: str, output: str, flags: dict, config: str | None, quiet: bool,
+               unused: list[str], **own: object) -> None:
+    """`--method on-policy`: no rollout, score or select stage; the student trains on the prompts in OUTPUT/student."""
+    from pathlib import Path
+
+    from r1cli.cli._train import report, train_here
+    from r1cli.errors import R1Error
+    from r1cli.training.onpolicy import OnPolicySettings, train
+
+    if unused:
+        raise R1Error(f"{', '.join(unused)} do not apply to --method on-policy", hint="drop them")
+    settings = OnPolicySettings.build({**flags, **own, "model": student, "teacher": teacher,
+                                       "output": str(Path(output) / "student")}, config)
+    result = train_here("on-policy", train, settings, quiet=quiet,
+                        stats=lambda v: f"loss {v['loss']:.3g}" if isinstance(v.get("loss"), float) else "")
+    loss = result.last.get("loss")
+    report(result, f"reverse-KL loss {loss:.3g}" if isinstance(loss, float) and settings.trl.get("beta") == 1.0
+           else (f"loss {loss:.3g}" if isinstance(loss, float) else ""), quiet=quiet)

@@ -11,7 +11,7 @@ import typer
 
 from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, SeedOpt, SplitOpt, SystemOpt,
-    TemplateOpt, err, progress_bar, reward_params, summary,
+    TemplateOpt, complete_model, err, progress_bar, reward_params, summary,
 )
 from r1cli.cli._engine import (
     ApiKeyEnvOpt, BaseUrlOpt, BatchSizeOpt, ConcurrencyOpt, DtypeOpt, EngineOpt, GpuMemoryUtilizationOpt, MaxRetriesOpt,
@@ -31,6 +31,22 @@ FromOpt = Annotated[
                  help="Rollout or scored records to evaluate instead of generating (repeatable; each one a "
                       "benchmark). Records without rewards are scored first (accuracy, format)."),
 ]
+ThinkBudgetOpt = Annotated[
+    str | None,
+    typer.Option("--think-budget", metavar="N[,N,…]",
+                 help="End the think block after N tokens (budget forcing); several budgets = a sweep, generated "
+                      "once: each smaller budget forks from the shared prefix (hf engine)."),
+]
+MinThinkOpt = Annotated[
+    int | None,
+    typer.Option("--min-think", min=1, metavar="M", help="Replace a </think> that comes before M think tokens by "
+                                                         "'Wait' and let the model continue."),
+]
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option("--protocol", help="A published evaluation protocol: r1 = 32,768 new tokens, T 0.6, top-p 0.95, "
+                                    "k by benchmark (AIME 64, MATH-500 4, GPQA-Diamond 8, LiveCodeBench 16)."),
+]
 PassKOpt = Annotated[
     str | None,
     typer.Option("--pass-k", metavar="K,K,…", help="Report unbiased pass@k for these k (each ≤ -n; default 1, 4, 16, … up to n)."),
@@ -38,7 +54,7 @@ PassKOpt = Annotated[
 
 
 def eval_cmd(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model: hub id, local folder, or alias (smollm2-135m, tiny); default smollm2-135m.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", autocompletion=complete_model, help="Model: hub id, local folder, or alias (smollm2-135m, tiny); default smollm2-135m.")] = None,
     data: DataOpt = None,
     from_files: FromOpt = None,
     samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Samples per question (the k of cons@k; R1 used 4–64).")] = 4,
@@ -48,6 +64,10 @@ def eval_cmd(
     top_k: TopKOpt = 0,
     seed: SeedOpt = 0,
     pass_k: PassKOpt = None,
+    think_budget: ThinkBudgetOpt = None,
+    min_think: MinThinkOpt = None,
+    protocol: ProtocolOpt = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, as in r1 rollout (repeatable; e.g. </answer> with --template r1-zero).")] = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
     prefill: PrefillOpt = None,
@@ -107,9 +127,10 @@ def eval_cmd(
         settings = _resolved(settings, eng)
         for bench in benches:
             with progress_bar(bench.name, total=len(bench.records), quiet=quiet) as bar:
-                metrics, scored = evaluation.evaluate(bench, eng, settings, workers=workers, reward_params=params,
-                                                      on_question=lambda: bar.update(advance=1))
-            results.append(_emit(metrics, scored, bench.info, folder, names, dumps))
+                runs = evaluation.evaluate_budgets(bench, eng, settings, workers=workers, reward_params=params,
+                                                   on_question=lambda: bar.update(advance=1))
+            for metrics, scored in runs:
+                results.append(_emit(metrics, scored, bench.info, folder, names, dumps))
     if not quiet:
         _show(_table(results))
     if folder is not None:
@@ -134,16 +155,53 @@ def _settings(flags: dict[str, Any]) -> Any:
     if mapping and flags["data"] and all(_is_preset(d) for d in flags["data"]):
         raise typer.BadParameter("presets bring their own split and fields: the mapping flags apply to files and "
                                  "dataset names", param_hint="--" + mapping[0].replace("_", "-"))
+    protocol = flags["protocol"]
+    protocol_values = {}
+    if protocol is not None:
+        from r1cli.evaluation import PROTOCOLS
+
+        if protocol not in PROTOCOLS:
+            raise typer.BadParameter(f"unknown protocol '{protocol}': choose from {', '.join(PROTOCOLS)}",
+                                     param_hint="--protocol")
+        # the protocol sets these; a flag that says otherwise is a contradiction, not an override
+        defaults = {"max_new_tokens": 512, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "samples": 4}
+        for key, default in defaults.items():
+            if flags[key] != default:
+                raise typer.BadParameter(f"--protocol {protocol} sets {_flag(key)}: drop one of them",
+                                         param_hint=_flag(key))
+        protocol_values = {k: v for k, v in PROTOCOLS[protocol].items() if k in defaults and k != "samples"}
     try:
+        budgets = _budgets(flags["think_budget"])
+        flags = {**flags, **protocol_values}
         return EvalSettings(
             model=None if flags["from_files"] else flags["model"], engine=flags["engine"],
             template=flags["template"], system=flags["system"], prefill=flags["prefill"], samples=flags["samples"],
             temperature=flags["temperature"], top_p=flags["top_p"], top_k=flags["top_k"],
             max_new_tokens=flags["max_new_tokens"], seed=flags["seed"], pass_k=_ks(flags["pass_k"]),
             dtype=flags["dtype"], batch_size=flags["batch_size"] or 64, limit=flags["limit"],
-            instruction=flags["instruction"], from_files=tuple(flags["from_files"] or ()))
+            instruction=flags["instruction"], from_files=tuple(flags["from_files"] or ()), protocol=protocol,
+            think_budget=budgets, min_think=flags["min_think"], stop=tuple(flags["stop"] or ()))
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--pass-k") from None
+        hint = "--min-think" if "min-think" in str(exc) else "--pass-k"
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _flag(key: str) -> str:
+    return {"samples": "-n"}.get(key, "--" + key.replace("_", "-"))
+
+
+def _budgets(text: str | None) -> tuple[int, ...] | None:
+    """--think-budget 64,128,256 → (64, 128, 256)."""
+    if text is None:
+        return None
+    try:
+        budgets = tuple(sorted({int(b) for b in text.split(",") if b.strip()}))
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a list of token counts such as 64,128,256",
+                                 param_hint="--think-budget") from None
+    if not budgets or budgets[0] < 1:
+        raise typer.BadParameter("budgets are token counts ≥ 1, e.g. --think-budget 64,128", param_hint="--think-budget")
+    return budgets
 
 
 def _is_preset(spec: str) -> bool:
@@ -169,9 +227,14 @@ def _resolved(settings: Any, engine: Any) -> Any:
     given), the model's name (the served one for openai) and the engine's batch size."""
     from r1cli.rollout import resolve_template
 
+    from r1cli.eval_protocol import model_revision
+
+    model = getattr(engine, "model", None)
+    dtype = str(getattr(model, "dtype", "")).removeprefix("torch.") or settings.dtype
     return dataclasses.replace(settings, template=resolve_template(settings.template, engine),
                                model=settings.model or engine.model_name,
-                               batch_size=engine.batch_size)
+                               batch_size=engine.batch_size, dtype=dtype or None,
+                               model_revision=model_revision(settings.model) if settings.engine != "openai" else None)
 
 
 def _emit(metrics: dict[str, Any], scored: list[dict[str, Any]], info: dict[str, Any], folder: Path | None,
@@ -202,8 +265,12 @@ def _table(results: list[dict[str, Any]]) -> Any:
     ks = sorted({int(k[5:]) for r in results for k in r if k.startswith("pass@") and k[5:].isdigit()} - {1})
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("benchmark", overflow="fold", min_width=12)
-    for name in ("questions", "n", "pass@1", "95% CI", "cons@n", *(f"pass@{k}" for k in ks), "tokens", "trunc.",
-                 "format"):
+    same_n = {r["samples"] for r in results}
+    avg = str(next(iter(same_n))) if len(same_n) == 1 else "n"  # pass@1 over k samples: lighteval's avg@k
+    think = any(r.get("mean_think_tokens") is not None for r in results)
+    # the data (stdout, results.json) hold fractions; this table shows percentages, so says "%"
+    for name in ("questions", "n", f"avg@{avg} %", "95% CI %", f"cons@{avg} %", *(f"pass@{k} %" for k in ks),
+                 "tokens", *(("think",) if think else ()), "trunc. %", "format %"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in results:
         n = r["samples"]
@@ -212,8 +279,13 @@ def _table(results: list[dict[str, Any]]) -> Any:
                       f"{_pct(ci[0])}–{_pct(ci[1])}" if ci else "-", _pct(r.get(f"cons@{n}")),
                       *(_pct(r.get(f"pass@{k}")) for k in ks),
                       "-" if r.get("mean_tokens") is None else f"{r['mean_tokens']:,.0f}",
+                      *((_tokens(r.get("mean_think_tokens")),) if think else ()),
                       _pct(r.get("truncated")), _pct(r.get("format")))
     return table
+
+
+def _tokens(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def _pct(value: float | None) -> str:

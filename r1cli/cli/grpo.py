@@ -50,6 +50,25 @@ def grpo_cmd(
     lora: _opt(str, "--lora", metavar="R[,ALPHA]", help="Train a LoRA adapter of rank R (alpha default 2R) with PEFT; the merged model is saved.") = None,
     use_vllm: _opt(bool, "--use-vllm/--no-vllm", help="Generate with vLLM (GPU only; needs r1cli's vllm extra).") = None,
     vllm_mode: _opt(str, "--vllm-mode", help="colocate (same GPU) or server (trl vllm-serve); GPU only.") = None,
+    generation: _opt(str, "--generation", help="Who generates: r1 (r1's hf engine on the policy, the default) or trl (TRL's own; also with --use-vllm).") = None,
+    think_budget: _opt(int, "--think-budget", min=1, metavar="N", help="Budget forcing in r1 generation: close the think block after N tokens (</think> and the template's answer opening).") = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, as in r1 rollout (repeatable; r1 generation).")] = None,
+    importance_sampling_level: _opt(str, "--importance-sampling-level", help="token, or sequence = GSPO: one importance ratio per sequence.") = None,
+    scale_rewards: _opt(str, "--scale-rewards", help="Advantage scaling: group std (TRL default), batch std, or none (Dr. GRPO).") = None,
+    mask_truncated: _opt(bool, "--mask-truncated/--no-mask-truncated", help="DAPO: leave completions cut at the length limit out of the loss.") = None,
+    top_entropy_quantile: _opt(float, "--top-entropy-quantile", min=0.0, max=1.0, help="Train only on the tokens above this entropy quantile (0.2 = top 20%; 1 = all).") = None,
+    entropy_coef: _opt(float, "--entropy-coef", help="Entropy bonus weight in the loss (0 = off).") = None,
+    multi_objective_aggregation: _opt(str, "--multi-objective-aggregation", help="sum_then_normalize (default) or normalize_then_sum (GDPO: normalise each reward first).") = None,
+    vllm_importance_sampling_correction: _opt(bool, "--vllm-importance-sampling-correction/--no-vllm-importance-sampling-correction", help="Correct for vLLM's sampling log-probs differing from the trainer's (vLLM only).") = None,
+    vllm_importance_sampling_mode: _opt(str, "--vllm-importance-sampling-mode", help="token_truncate, token_mask, sequence_truncate or sequence_mask (TRL default): how that correction is applied.") = None,
+    vllm_importance_sampling_clip_max: _opt(float, "--vllm-importance-sampling-clip-max", help="Upper bound of the correction's ratio (TRL default 3).") = None,
+    vllm_importance_sampling_clip_min: _opt(float, "--vllm-importance-sampling-clip-min", help="Lower bound of the correction's ratio.") = None,
+    eval_data: _opt(str, "--eval-data", help="Held-out prompt records scored like r1 eval every --eval-every steps (eval/… in metrics.jsonl).") = None,
+    eval_every: _opt(int, "--eval-every", min=1, help="Evaluate on --eval-data every N optimisation steps.") = None,
+    eval_samples: _opt(int, "--eval-samples", min=1, help="Samples per held-out prompt (pass@1 over K, cons@K; default 4).") = None,
+    save_best: _opt(str, "--save-best", metavar="METRIC", help="Keep the weights with the best held-out METRIC (pass@1, cons@K, format) in OUTPUT/best/.") = None,
+    save_steps: _opt(int, "--save-steps", min=1, help="Write a checkpoint every N steps (default 50).") = None,
+    save_total_limit: _opt(int, "--save-total-limit", min=1, help="Checkpoints kept, oldest deleted first (default 2; each holds the optimizer state).") = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o, same step count and data order.")] = False,
     num_processes: Annotated[int, typer.Option("--num-processes", min=1, help="Training processes, started with `accelerate launch` (gloo on CPU).")] = 1,
     split: SplitOpt = None,
@@ -80,6 +99,16 @@ def grpo_cmd(
         "temperature": temperature, "learning_rate": learning_rate, "beta": beta, "loss": loss, "epsilon": epsilon,
         "epsilon_high": epsilon_high, "max_steps": max_steps, "epochs": epochs, "batch_size": batch_size,
         "grad_accum": grad_accum, "seed": seed, "use_vllm": use_vllm, "vllm_mode": vllm_mode,
+        "generation": generation, "stop": tuple(stop) if stop else None, "think_budget": think_budget,
+        "importance_sampling_level": importance_sampling_level, "scale_rewards": scale_rewards,
+        "mask_truncated": mask_truncated, "top_entropy_quantile": top_entropy_quantile, "entropy_coef": entropy_coef,
+        "multi_objective_aggregation": multi_objective_aggregation,
+        "vllm_importance_sampling_correction": vllm_importance_sampling_correction,
+        "vllm_importance_sampling_mode": vllm_importance_sampling_mode,
+        "vllm_importance_sampling_clip_max": vllm_importance_sampling_clip_max,
+        "vllm_importance_sampling_clip_min": vllm_importance_sampling_clip_min,
+        "eval_data": eval_data, "eval_every": eval_every, "eval_samples": eval_samples, "save_best": save_best,
+        "save_steps": save_steps, "save_total_limit": save_total_limit,
     }
     settings = GRPOSettings.build(flags, config)
     start(settings, launch=launch, run=run, quiet=quiet)
@@ -89,7 +118,7 @@ def run(settings: Any, *, quiet: bool) -> None:
     """Train in this process with a progress bar on stderr, then print the summary line."""
     from r1cli.training.grpo import train
 
-    result = train_here("grpo", train, settings, quiet=quiet, stats=_stats)
+    result = train_here("grpo", train, settings, quiet=quiet, stats=_stats, warn=_train.warn)
     report(result, _stats(result.last, trl_names=True), quiet=quiet)
 
 

@@ -7,12 +7,13 @@ same flags and hands them to `policy_from_options` unchanged.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
 
-from r1cli.cli._common import InputArg, OutputOpt, QuietOpt, SkipInvalidOpt, SplitOpt, progress_bar, summary
+from r1cli.cli._common import (
+    BusyClock, InputArg, OutputOpt, QuietOpt, SkipInvalidOpt, SplitOpt, input_total, progress_bar, summary,
+)
 from r1cli.select import DEDUP, FORMATS, REASONS, SelectPolicy, SelectStats
 
 DEFAULTS = SelectPolicy()
@@ -126,17 +127,17 @@ def reject_sample_cmd(
     policy = policy_from_options(**{name: value for name, value in locals().items() if name in POLICY_OPTIONS})
     stats = SelectStats()
     skipped: list[str] = []
-    start = time.perf_counter()
-    records = iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped)
-    with open_output(output) as sink, progress_bar("prompts", total=None, quiet=quiet) as bar:
+    clock = BusyClock()  # the rate counts selecting, not waiting on a pipe
+    records = clock.reading(iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped))
+    with open_output(output) as sink, progress_bar("records", total=input_total(path), quiet=quiet) as bar:
         for kept in select_groups(records, policy, stats):
             sink.write_many(kept)  # a group is written (and flushed) as soon as it is decided
-            bar.update(advance=1)
-    line = summary_line(stats, time.perf_counter() - start)
+            bar.update(completed=stats.records_in)
+    line = summary_line(stats, clock.elapsed, busy=clock.busy) + clock.waited()
     summary(line + (f"; {len(skipped):,} invalid lines skipped" if skipped else ""), quiet=quiet)
 
 
-def summary_line(stats: SelectStats, elapsed: float) -> str:
+def summary_line(stats: SelectStats, elapsed: float, busy: float | None = None) -> str:
     """`kept 3 of 8 records (2 of 2 prompts with ≥ 1 kept; dropped: incorrect 4, duplicate 1) in 0.1 s`.
 
     >>> from collections import Counter
@@ -145,6 +146,7 @@ def summary_line(stats: SelectStats, elapsed: float) -> str:
     'kept 3 of 8 records (2 of 2 prompts with ≥ 1 kept; dropped: incorrect 4, duplicate 1) in 0.1 s'
     """
     dropped = ", ".join(f"{reason} {stats.dropped[reason]:,}" for reason in REASONS if stats.dropped.get(reason))
-    rate = f", {stats.records_in / elapsed:,.0f} records/s" if elapsed >= 1 else ""
+    busy = elapsed if busy is None else busy
+    rate = f", {stats.records_in / busy:,.0f} records/s" if elapsed >= 1 else ""
     return (f"kept {stats.records_kept:,} of {stats.records_in:,} records ({stats.groups_kept:,} of "
             f"{stats.groups_in:,} prompts with ≥ 1 kept; dropped: {dropped or 'none'}) in {elapsed:.1f} s{rate}")

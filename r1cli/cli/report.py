@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from r1cli.cli._common import QuietOpt, summary
+from r1cli.cli._common import QuietOpt, err, summary
 
 
 def report_cmd(
@@ -27,9 +27,12 @@ def report_cmd(
         r1 report runs/zero runs/dapo -o plots/
         r1 report evals/base/results.json evals/zero/results.json -o plots/ > comparison.md
     """
-    from r1cli.report import report
+    from r1cli.report import load_inputs, report
+    from r1cli.report_thinking import protocol_warnings
 
     text, written = report(paths, Path(output) if output else None, smooth=smooth, metric=metric)
+    for line in protocol_warnings(load_inputs(paths)[1]):
+        err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     typer.echo(text, nl=False)
     if written:
         summary(f"wrote {len(written)} files to {output}: {', '.join(p.name for p in written)}", quiet=quiet)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Annotated
 
 import typer
 
 from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, InputArg, ModelOpt, OutputOpt, PromptFieldOpt, QuietOpt, ResumeOpt, SeedOpt,
-    SkipInvalidOpt, SplitOpt, SystemOpt, TemplateOpt, PrefillOpt, progress_bar, summary,
+    BusyClock, SkipInvalidOpt, SplitOpt, SystemOpt, TemplateOpt, PrefillOpt, input_total, progress_bar, summary,
 )
 from r1cli.cli._engine import (
     ApiKeyEnvOpt, BaseUrlOpt, BatchSizeOpt, ConcurrencyOpt, DtypeOpt, EngineOpt, GpuMemoryUtilizationOpt, MaxRetriesOpt,
@@ -22,6 +21,17 @@ MaxNewTokensOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="M
 TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
 TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest tokens (0 = off).")]
+ThinkBudgetOpt = Annotated[
+    int | None,
+    typer.Option("--think-budget", min=1, metavar="N",
+                 help="Budget forcing: after N tokens inside <think> the engine closes it (</think> and the answer "
+                      "opening of the template) and the answer follows within --max-new-tokens."),
+]
+MinThinkOpt = Annotated[
+    int | None,
+    typer.Option("--min-think", min=1, metavar="M",
+                 help="Replace a </think> that comes before M think tokens by 'Wait' and let the model continue."),
+]
 
 
 def rollout_cmd(
@@ -38,6 +48,8 @@ def rollout_cmd(
     system: SystemOpt = None,
     prefill: PrefillOpt = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
+    think_budget: ThinkBudgetOpt = None,
+    min_think: MinThinkOpt = None,
     engine: EngineOpt = "hf",
     dtype: DtypeOpt = None,
     base_url: BaseUrlOpt = None,
@@ -71,7 +83,8 @@ def rollout_cmd(
         raise typer.BadParameter("--resume needs -o FILE (records already there are kept)", param_hint="--resume")
     try:
         params = SamplingParams(n=samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                top_k=top_k, seed=seed, stop=tuple(stop or ()))
+                                top_k=top_k, seed=seed, stop=tuple(stop or ()), think_budget=think_budget,
+                                min_think=min_think)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     skipped: list[str] = []
@@ -79,7 +92,7 @@ def rollout_cmd(
                               prompt_field=prompt_field, answer_field=answer_field, extract=extract_answer)
     first = next(located, None)  # bad input fails here, before a model loads
     stats = RolloutStats()
-    start = time.perf_counter()
+    clock = BusyClock()  # the rate counts generation, not waiting on a pipe for prompts
     eng = None
     with open_output(output, resume=resume) as sink:
         done = sink.resume_groups(samples)
@@ -88,20 +101,20 @@ def rollout_cmd(
                                api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
                                max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
                                gpu_memory_utilization=gpu_memory_utilization)
-            start = time.perf_counter()
-            groups = rollout(itertools.chain([first], located), eng, params, template=template, system=system,
+            clock.restart()
+            total = input_total(path)
+            groups = rollout(clock.reading(itertools.chain([first], located)), eng, params, template=template, system=system,
                              prefill=prefill, prompts_per_call=max(1, eng.batch_size // samples), skip=done, stats=stats)
-            with progress_bar("rollout", total=None, quiet=quiet, fields="{task.fields[speed]}",
-                              speed="") as bar:
+            with progress_bar("rollout", total=None if total is None else max(total - len(done), 0), quiet=quiet,
+                              fields="{task.fields[speed]}", speed="") as bar:
                 for group in groups:
                     sink.write_many(group)
-                    rate = stats.tokens / max(time.perf_counter() - start, 1e-9)
+                    rate = stats.tokens / clock.busy
                     bar.update(advance=1, speed=f"{rate:,.1f} tok/s")
-    elapsed = time.perf_counter() - start
     resumed = f", {stats.skipped:,} prompts already done" if stats.skipped else ""
     retried = getattr(eng, "retries", 0)  # openai engine: requests that needed another try
     resumed += f", {retried:,} requests retried" if retried else ""
     resumed += f", {len(skipped):,} invalid lines skipped" if skipped else ""
     summary(f"generated {stats.completions:,} completions for {stats.prompts:,} prompts "
-            f"({stats.tokens:,} tokens, {stats.tokens / max(elapsed, 1e-9):,.1f} tok/s, "
-            f"{stats.truncated:,} truncated{resumed})", quiet=quiet)
+            f"({stats.tokens:,} tokens, {stats.tokens / clock.busy:,.1f} tok/s, "
+            f"{stats.truncated:,} truncated{resumed}{clock.waited()})", quiet=quiet)

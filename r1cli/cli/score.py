@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import time
 from contextlib import closing
 from typing import Annotated, Any
 
 import typer
 
 from r1cli.cli._common import (
-    InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SkipInvalidOpt, SplitOpt, err, progress_bar,
+    BusyClock, InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SkipInvalidOpt, SplitOpt, err,
+    input_total, progress_bar,
     reward_params, summary,
 )
 
@@ -28,10 +28,11 @@ WorkersOpt = Annotated[
                       "--timeout: for debugging."),
 ]
 TimeoutOpt = Annotated[
-    float,
-    typer.Option("--timeout", min=0.001,
-                 help="Seconds a record may take; past it its worker is killed, the rewards not done are "
-                      "null and the record gets a `score_error`."),
+    float | None,
+    typer.Option("--timeout", min=0.001, show_default=False,
+                 help="Seconds a record's rewards may take (default: what their own limits add up to, e.g. "
+                      "code.timeout_s per test). Past it the worker is killed: the reward it was in scores 0.0 "
+                      "with a `score_error`, and the rewards after it get as long again."),
 ]
 
 ListOpt = Annotated[bool, typer.Option("--list", help="List the rewards and their parameters, then exit.")]
@@ -43,7 +44,7 @@ def score_cmd(
     reward_arg: RewardArgOpt = None,
     language: LanguageOpt = None,
     workers: WorkersOpt = None,
-    timeout: TimeoutOpt = 5.0,
+    timeout: TimeoutOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     list_rewards: ListOpt = False,
     split: SplitOpt = None,
@@ -55,8 +56,8 @@ def score_cmd(
 
     A reward that cannot be computed is null, never 0: a record without the field a reward needs
     (`answer` for accuracy on math) gets null for it, counted in the summary. A record without
-    `completion` is an error. A record past --timeout, or whose reward crashed, gets null for the
-    rewards not computed and a `score_error` note. Output order is input order.
+    `completion` is an error. A reward that runs past the record's time budget (a hang) scores
+    0.0, one that crashed null, each with a `score_error` note. Output order is input order.
 
     \b
         r1 rollout prompts.jsonl -n 16 | r1 score -r accuracy -r format:0.5 > scored.jsonl
@@ -74,27 +75,34 @@ def score_cmd(
         raise typer.BadParameter("--resume needs -o FILE (records already there are kept)", param_hint="--resume")
     specs = list(reward or DEFAULT_REWARDS)
     fns = rewards.resolve(specs, reward_params(reward_arg or [], language, [rewards.parse_spec(s)[0] for s in specs]))
+    for fn in fns:  # e.g. the code reward running programs outside the namespace sandbox, as opted in
+        if warning := getattr(fn.fn, "warning", None):
+            err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
     skipped: list[str] = []
     stats = ScoreStats()
-    start = time.perf_counter()
+    clock = BusyClock()  # the rate counts scoring, not waiting on a pipe (r1 rollout | r1 score)
     with open_output(output, resume=resume) as sink:
         done = sink.resume_records()
         records = iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped)
-        located = itertools.islice(records, done, None)  # scoring is 1:1 and keeps order
+        located = clock.reading(itertools.islice(records, done, None))  # scoring is 1:1 and keeps order
+        total = input_total(path)
         scored = score_located(located, fns, workers=workers, timeout=timeout, stats=stats)
-        with closing(scored), progress_bar("scoring", total=None, quiet=quiet) as bar:
+        with closing(scored), progress_bar("scoring", total=None if total is None else max(total - done, 0), quiet=quiet) as bar:
             for record in scored:
                 sink.write(record)
                 bar.update(advance=1)
-    elapsed = time.perf_counter() - start
+    if stats.capped:
+        err.print(f"Warning: --timeout {timeout:g} s stopped {stats.capped:,} records before their rewards' own "
+                  "limits (they scored 0.0 there); drop --timeout to let those limits decide",
+                  markup=False, soft_wrap=True)
     for (field, name), count in sorted(stats.missing.items()):
         if field != "completion":
             err.print(f"Warning: {count:,} records lack '{field}', which {name} needs: scored null",
                       markup=False, soft_wrap=True)
-    summary(_summary(stats, len(skipped), done, elapsed), quiet=quiet)
+    summary(_summary(stats, len(skipped), done, clock), quiet=quiet)
 
 
-def _summary(stats: Any, skipped: int, resumed: int, elapsed: float) -> str:
+def _summary(stats: Any, skipped: int, resumed: int, clock: Any) -> str:
     parts = [f"{stats.unscorable:,} unscorable", f"{stats.timed_out:,} timed out"]
     if stats.failed:
         parts.append(f"{stats.failed:,} failed")
@@ -102,8 +110,9 @@ def _summary(stats: Any, skipped: int, resumed: int, elapsed: float) -> str:
         parts.append(f"{skipped:,} invalid lines skipped")
     if resumed:
         parts.append(f"{resumed:,} already done")
-    rate = stats.records / max(elapsed, 1e-9)
-    return f"scored {stats.records:,} completions ({', '.join(parts)}) in {elapsed:.1f} s ({rate:,.0f}/s)"
+    rate = stats.records / clock.busy
+    return (f"scored {stats.records:,} completions ({', '.join(parts)}) in {clock.elapsed:.1f} s"
+            f"{clock.waited()} ({rate:,.0f}/s)")
 
 
 def _print_rewards(described: list[dict[str, Any]]) -> None:

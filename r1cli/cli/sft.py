@@ -30,6 +30,12 @@ TrainSeedOpt = _opt(int, "--seed", help="Random seed (TRL default 42).")
 LoraOpt = _opt(str, "--lora", metavar="R[,ALPHA]", help="Train a LoRA adapter of rank R (alpha default 2R) with PEFT; the merged model is saved.")
 TrainResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o, same step count and data order.")]
 NumProcessesOpt = Annotated[int, typer.Option("--num-processes", min=1, help="Training processes, started with `accelerate launch` (gloo on CPU).")]
+EvalDataOpt = _opt(str, "--eval-data", help="Held-out prompt records scored like r1 eval every --eval-every steps (eval/… in metrics.jsonl).")
+EvalEveryOpt = _opt(int, "--eval-every", min=1, help="Evaluate on --eval-data every N optimisation steps.")
+EvalSamplesOpt = _opt(int, "--eval-samples", min=1, help="Samples per held-out prompt (pass@1 over K, cons@K; default 4).")
+SaveBestOpt = _opt(str, "--save-best", metavar="METRIC", help="Keep the weights with the best held-out METRIC (pass@1, cons@K, format) in OUTPUT/best/.")
+SaveStepsOpt = _opt(int, "--save-steps", min=1, help="Write a checkpoint every N steps (default 50).")
+SaveTotalLimitOpt = _opt(int, "--save-total-limit", min=1, help="Checkpoints kept, oldest deleted first (default 2; each holds the optimizer state).")
 
 
 def sft_cmd(
@@ -51,13 +57,20 @@ def sft_cmd(
     resume: TrainResumeOpt = False,
     num_processes: NumProcessesOpt = 1,
     split: SplitOpt = None,
+    eval_data: EvalDataOpt = None,
+    eval_every: EvalEveryOpt = None,
+    eval_samples: EvalSamplesOpt = None,
+    save_best: SaveBestOpt = None,
+    save_steps: SaveStepsOpt = None,
+    save_total_limit: SaveTotalLimitOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune a model on prompt–completion or messages records; the loss covers the completions only.
 
     Reads what `r1 rollout` and `r1 reject-sample` write (other keys are ignored) and chat records
-    with `messages` (the last, assistant turn is the completion). The prompt is shown to the model
-    as in `r1 rollout`: chat messages when it has a chat template, else --template r1-zero|none.
+    with `messages` (the last, assistant turn is the completion). The prompt is shown as the records
+    say (their `template` and `system`, which r1 rollout and reject-sample write); records that say
+    nothing get chat messages when the model has a chat template, else --template r1-zero|none.
 
     \b
         r1 rollout prompts.jsonl -n 16 | r1 score -r accuracy | r1 reject-sample > selected.jsonl
@@ -71,7 +84,8 @@ def sft_cmd(
         model=model, data=data, output=output, template=template, system=system, epochs=epochs,
         learning_rate=learning_rate, max_length=max_length, packing=packing, max_steps=max_steps,
         batch_size=batch_size, grad_accum=grad_accum, seed=seed, lora=lora, resume=resume,
-        num_processes=num_processes, split=split), config)
+        num_processes=num_processes, split=split, eval_data=eval_data, eval_every=eval_every,
+        eval_samples=eval_samples, save_best=save_best, save_steps=save_steps, save_total_limit=save_total_limit), config)
     start(settings, launch=launch, run=run, quiet=quiet)
 
 

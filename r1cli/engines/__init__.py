@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Union
 
 from r1cli.errors import EngineUnavailable
@@ -32,6 +32,13 @@ class SamplingParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks)
+    # Budget forcing (s1, Muennighoff et al. 2025): after `think_budget` tokens inside the think
+    # block the engine appends `think_close` itself; a `</think>` before `min_think` tokens is
+    # replaced by "Wait". `think_close` None: "</think>\n\n" (the rollout layer sets the
+    # template's, e.g. "</think>\n<answer>" for r1-zero).
+    think_budget: int | None = None
+    min_think: int | None = None
+    think_close: str | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -44,6 +51,17 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise ValueError(f"top_k must be ≥ 0 (0 = off), got {self.top_k}")
+        if self.think_budget is not None and self.think_budget < 1:
+            raise ValueError(f"think_budget must be ≥ 1, got {self.think_budget}")
+        if self.min_think is not None and self.min_think < 1:
+            raise ValueError(f"min_think must be ≥ 1, got {self.min_think}")
+        if self.think_budget is not None and self.min_think is not None and self.min_think > self.think_budget:
+            raise ValueError(f"min_think ({self.min_think}) is more than think_budget ({self.think_budget})")
+
+    @property
+    def tracks_thinking(self) -> bool:
+        """Whether the engine counts think tokens (and forces the block's end or extension)."""
+        return self.think_budget is not None or self.min_think is not None
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,15 @@ class Completion:
     text: str
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     completion_tokens: int
+    # with a thinking budget or --min-think: tokens inside the think block, tokens after it, and
+    # what the engine did to it ("close": ended at the budget, "extend": a close came too early)
+    think_tokens: int | None = None
+    answer_tokens: int | None = None
+    forced: str | None = None
+
+
+DEFAULT_THINK_CLOSE = "</think>\n\n"
+THINK_EXTEND = "Wait"  # s1's word for "keep thinking"
 
 
 @dataclass(frozen=True)
@@ -85,6 +112,20 @@ def sample_seed(seed: int, key: str, sample: int) -> int:
     return int.from_bytes(digest, "big") & ((1 << 63) - 1)
 
 
+def generate_budgets(engine: Engine, prompts: Sequence[Prompt], params: SamplingParams, budgets: Sequence[int], *,
+                     keys: Sequence[str] | None = None) -> dict[int, list[Generation]]:
+    """The generations of every thinking budget in `budgets` (a sweep), keyed by budget.
+
+    Engines that can share the work (hf: one decode to the largest budget, each smaller budget
+    forked from the shared prefix) do; others run one generation per budget.
+    """
+    budgets = sorted(set(budgets))
+    shared = getattr(engine, "generate_budgets", None)
+    if shared is not None:
+        return shared(prompts, params, budgets, keys=keys)
+    return {b: engine.generate(prompts, replace(params, think_budget=b), keys=keys) for b in budgets}
+
+
 ENGINES = {
     "hf": "r1cli.engines.hf:HFEngine",
     "vllm": "r1cli.engines.vllm:VLLMEngine",
@@ -92,12 +133,19 @@ ENGINES = {
 }
 
 
+def unknown_engine(name: str) -> EngineUnavailable:
+    """The error for an engine name that is not one, with the closest name."""
+    from r1cli.templates import did_you_mean
+
+    close = did_you_mean(name, ENGINES)
+    return EngineUnavailable(f"unknown engine '{name}'" + (f" (did you mean '{close}'?)" if close else ""),
+                             hint=f"choose from: {', '.join(sorted(ENGINES))}")
+
+
 def get_engine(name: str, model: str, **options: Any) -> Engine:
     """Build the engine `name` for the model spec `model` (imports the engine lazily)."""
     if name not in ENGINES:
-        raise EngineUnavailable(
-            f"unknown engine '{name}'", hint=f"choose from: {', '.join(sorted(ENGINES))}"
-        )
+        raise unknown_engine(name)
     module_name, _, attr = ENGINES[name].partition(":")
     import importlib
 

@@ -58,7 +58,11 @@ class HFEngine:
         if self.tokenizer.eos_token_id is not None:
             self.eos_ids.add(self.tokenizer.eos_token_id)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
-        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in forward_params
+        # transformers 5.24 renamed the forward's `past_key_values` to `cache` (the old name warns
+        # on every call); earlier releases only know `past_key_values`.
+        self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -102,8 +106,44 @@ class HFEngine:
         ]
 
     def _generate_batch(self, ids: list[list[int]], seeds: list[int], params: SamplingParams) -> list[Completion]:
+        rows = self._decode(ids, seeds, params)
+        # the sampled tokens' log-probs under the sampling distribution (GRPO's rollout reads them);
+        # greedy decoding draws from a point mass: log-prob 0
+        self.last_logprobs = [row.logprobs for row in rows]
+        return [self._complete(row, params) for row in rows]
+
+    def generate_budgets(self, prompts: Sequence[Prompt], params: SamplingParams, budgets: Sequence[int], *,
+                         keys: Sequence[str] | None = None) -> dict[int, list[Generation]]:
+        """A thinking-budget sweep in one decode: every row runs to the largest budget and forks a
+        copy (batch row + KV cache) at each smaller one, which is closed there and answers."""
+        sweep = tuple(sorted(set(budgets)))
+        encoded = [self.encode(p) for p in prompts]
+        keys = list(keys) if keys is not None else [str(i) for i in range(len(encoded))]
+        rows = sorted(((i, s) for i in range(len(encoded)) for s in range(params.n)), key=lambda r: len(encoded[r[0]]))
+        results: dict[tuple[int, int, int], Completion] = {}
+        step = max(1, self.batch_size // len(sweep))  # forks grow a batch up to len(sweep)x
+        for start in range(0, len(rows), step):
+            batch = rows[start : start + step]
+            seeds = [sample_seed(params.seed, keys[i], s) for i, s in batch]
+            decoded = self._decode([encoded[i] for i, _ in batch], seeds, params, sweep=sweep)
+            for (i, s), mine in zip(batch, _by_origin(decoded, len(batch))):
+                for b in sweep:
+                    row = next((r for r in mine if r.budget == b), None) or mine[0]  # unforked: the main row's
+                    results[(i, s, b)] = self._complete(row, params)
+        return {b: [Generation(prompt_tokens=len(encoded[i]), completions=[results[(i, s, b)] for s in range(params.n)])
+                    for i in range(len(encoded))] for b in sweep}
+
+    def _complete(self, row: Any, params: SamplingParams) -> Completion:
+        completion = self._finish(row.tokens, params)
+        return row.annotate(completion) if row.tracked else completion
+
+    def _decode(self, ids: list[list[int]], seeds: list[int], params: SamplingParams,
+                sweep: tuple[int, ...] = ()) -> list[Any]:
+        """The rows of one batch, decoded: the input rows in order, then any sweep forks."""
         import torch
         from transformers import DynamicCache
+
+        from r1cli.engines._thinking import Row, Thinking
 
         device = self.device
         width = max(len(x) for x in ids)
@@ -116,41 +156,81 @@ class HFEngine:
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         sampler = _RowSampler(seeds, params, device) if params.temperature > 0 else None
         banned = torch.tensor(sorted(self.eos_ids), device=device) if params.ignore_eos else None
-        generated: list[list[int]] = [[] for _ in ids]
-        active = list(range(len(ids)))  # original row of each row still in the batch
+        think = Thinking(self.tokenizer, params, sweep) if params.tracks_thinking or sweep else None
+        rows = [Row(origin=r, budget=params.think_budget, tracked=think is not None) for r in range(len(ids))]
+        if think is not None:
+            for row, x in zip(rows, ids):
+                think.start(row, x)
+        active = list(rows)  # the row of each batch row still decoding
         cache = DynamicCache(config=self.model.config)
         with torch.inference_mode():
             logits = self._forward(input_ids, attention, positions, cache, prefill=True)
-            for step in range(params.max_new_tokens):
+            while True:
                 if banned is not None:
                     logits[:, banned] = float("-inf")
-                tokens = sampler.sample(logits) if sampler else logits.argmax(dim=-1)
-                keep = []
-                for j, (row, token) in enumerate(zip(active, tokens.tolist())):
-                    generated[row].append(token)
-                    if not self._ended(generated[row], params):
-                        keep.append(j)
-                if not keep or step == params.max_new_tokens - 1:
+                fed = [bool(row.queue) for row in active]  # rows fed a forced token this step draw nothing
+                if sampler:
+                    values = sampler.sample(logits, skip=fed if any(fed) else None).tolist()
+                    chosen = sampler.chosen
+                else:
+                    values, chosen = logits.argmax(dim=-1).tolist(), [0.0] * len(active)
+                index, hides, born = [], [], []
+                for j, row in enumerate(active):
+                    if fed[j]:
+                        values[j] = row.queue.pop(0)
+                        chosen[j] = self._forced_logprob(logits[j], values[j], params)
+                    row.tokens.append(values[j])
+                    row.logprobs.append(chosen[j])
+                    if not fed[j] and self._ended(row.tokens, params):  # EOS or a stop string
+                        continue
+                    hide, forks = think.advance(row, forced=fed[j]) if think is not None else (0, ())
+                    if row.tokens[-1] != values[j] or hide:  # a too-early close became "Wait"
+                        values[j] = row.tokens[-1]
+                        row.logprobs[-1] = self._forced_logprob(logits[j], values[j], params)
+                    if len(row.tokens) < params.max_new_tokens:
+                        index.append(j)
+                        hides.append(hide)
+                        for fork in forks:
+                            born.append((j, fork))
+                rows.extend(fork for _, fork in born)
+                index += [j for j, _ in born]
+                hides += [0] * len(born)
+                if not index:
                     break
-                if len(keep) < len(active):  # drop finished rows from the batch and the cache
-                    index = torch.tensor(keep, device=device)
-                    cache.batch_select_indices(index)
-                    attention, positions, tokens = attention[index], positions[index], tokens[index]
-                    active = [active[j] for j in keep]
+                if index != list(range(len(active))):  # drop finished rows, duplicate forked ones
+                    select = torch.tensor(index, device=device)
+                    cache.batch_select_indices(select)
+                    attention, positions = attention[select], positions[select]
                     if sampler:
-                        sampler.select(keep)
+                        sampler.select(index)
+                active = [active[j] for j in index[: len(index) - len(born)]] + [fork for _, fork in born]
+                positions = positions[:, -1:]
+                for j, hide in enumerate(hides):
+                    if hide:  # take the early close's cached tokens back: masked out, positions rewound
+                        attention[j, -hide:] = 0
+                        positions[j] -= hide
+                tokens = torch.tensor([values[j] for j in index], device=device)
                 attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=-1)
-                positions = positions[:, -1:] + 1
+                positions = positions + 1
                 logits = self._forward(tokens.unsqueeze(-1), attention, positions, cache, prefill=False)
-        return [self._finish(row, params) for row in generated]
+        return rows
+
+    @staticmethod
+    def _forced_logprob(logits: Any, token: int, params: SamplingParams) -> float:
+        """A forced token's log-prob under the temperature-scaled distribution (0 for greedy)."""
+        import torch
+
+        if params.temperature <= 0:
+            return 0.0
+        return float(torch.log_softmax(logits.float() / params.temperature, dim=-1)[token])
 
     def _forward(self, input_ids: Any, attention: Any, positions: Any, cache: Any, *, prefill: bool) -> Any:
         """Next-token logits (fp32) of each row."""
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache}
         if prefill and self._keeps_logits:
             kwargs["logits_to_keep"] = 1  # the LM head on the last position only, not the whole prompt
         out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                         past_key_values=cache, use_cache=True, **kwargs)
+                         use_cache=True, **kwargs)
         return out.logits[:, -1, :].float()
 
     def _ended(self, tokens: list[int], params: SamplingParams) -> bool:
@@ -181,6 +261,14 @@ class HFEngine:
         return Completion(text=text, finish_reason="length", completion_tokens=len(tokens))
 
 
+def _by_origin(rows: list[Any], count: int) -> list[list[Any]]:
+    """The decoded rows of each input row: its main row first, then its forks."""
+    out: list[list[Any]] = [[] for _ in range(count)]
+    for row in rows:
+        out[row.origin].append(row)
+    return out
+
+
 class _RowSampler:
     """Temperature, top-k and top-p (in that order, as transformers' warpers apply them), then
     one draw per row from that row's own generator.
@@ -197,16 +285,30 @@ class _RowSampler:
         import torch
 
         self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.device = device
+        self.chosen: list[float] = []  # the log-prob of each row's draw in the last step
         self.temperature = params.temperature
         self.top_k = params.top_k
         self.top_p = params.top_p
 
     def select(self, keep: list[int]) -> None:
-        """Keep the generators of the rows still in the batch."""
-        self.generators = [self.generators[j] for j in keep]
+        """Keep the generators of the rows still in the batch; a row kept twice (a thinking-budget
+        fork) gets a copy of its generator's state, so both continue the same stream."""
+        import torch
 
-    def sample(self, scores: Any) -> Any:
-        """One token id per row."""
+        out, seen = [], set()
+        for j in keep:
+            if j in seen:
+                copy = torch.Generator(device=self.device)
+                copy.set_state(self.generators[j].get_state())
+                out.append(copy)
+            else:
+                out.append(self.generators[j])
+                seen.add(j)
+        self.generators = out
+
+    def sample(self, scores: Any, skip: list[bool] | None = None) -> Any:
+        """One token id per row; rows in `skip` (fed a forced token) leave their generator untouched."""
         import torch
 
         logits = scores.float() / self.temperature
@@ -225,10 +327,13 @@ class _RowSampler:
             if self.top_k == 0 and k < vocab and bool((probs.sum(-1) < self.top_p - 1e-6).any()):
                 probs, ids = self._nucleus(logits, vocab)
         # one uniform number per row from that row's generator; inverse-CDF sampling
-        u = torch.stack([torch.rand((), generator=g, device=probs.device) for g in self.generators])
+        half = torch.tensor(0.5, device=probs.device)
+        u = torch.stack([half if skip and skip[j] else torch.rand((), generator=g, device=probs.device)
+                         for j, g in enumerate(self.generators)])
         cdf = probs.cumsum(dim=-1)
         pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).clamp_(max=probs.shape[-1] - 1)
         tokens = pick if ids is None else ids.gather(-1, pick)
+        self.chosen = (probs.gather(-1, pick) / cdf[:, -1:]).clamp_(min=1e-30).log_().squeeze(-1).tolist()
         return tokens.squeeze(-1)
 
     def _nucleus(self, logits: Any, k: int) -> tuple[Any, Any]:

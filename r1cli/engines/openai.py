@@ -27,11 +27,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from r1cli.engines import Completion, Generation, Prompt, SamplingParams, sample_seed
+from r1cli.engines import DEFAULT_THINK_CLOSE, THINK_EXTEND, Completion, Generation, Prompt, SamplingParams, sample_seed
 from r1cli.errors import EngineUnavailable
 
 DEFAULT_CONCURRENCY = 16
@@ -145,6 +145,27 @@ def request_body(prompt: Prompt, params: SamplingParams, seed: int, model: str |
     return path, body
 
 
+def continued(prompt: Prompt, text: str) -> Prompt:
+    """The prompt with `text` written after it, for a request that continues it: appended to a
+    text prompt, or to the final assistant message of a chat (which is then continued).
+
+    >>> continued("Q: 2+2? A: <think>", "four")
+    'Q: 2+2? A: <think>four'
+    >>> continued([{"role": "user", "content": "Hi"}], "<think>x")[-1]
+    {'role': 'assistant', 'content': '<think>x'}
+    """
+    if not text:
+        return prompt
+    if isinstance(prompt, str):
+        return prompt + text
+    messages = [dict(m) for m in prompt]
+    if messages and messages[-1]["role"] == "assistant":
+        messages[-1]["content"] += text
+    else:
+        messages.append({"role": "assistant", "content": text})
+    return messages
+
+
 @dataclass(frozen=True)
 class Answer:
     """One sample as the server answered it; token counts are None when it sent no `usage`."""
@@ -154,6 +175,9 @@ class Answer:
     prompt_tokens: int | None
     completion_tokens: int | None
     model: str | None = None
+    think_tokens: int | None = None  # with a thinking budget / --min-think (two-request path)
+    answer_tokens: int | None = None
+    forced: str | None = None
 
 
 def parse_answer(data: Any, *, chat: bool, stop: Sequence[str] = ()) -> Answer:
@@ -291,14 +315,18 @@ class OpenAIEngine:
             completions = [
                 Completion(text=a.text, finish_reason=a.finish_reason,
                            completion_tokens=a.completion_tokens if a.completion_tokens is not None
-                           else self._count_text(a.text))
+                           else self._count_text(a.text),
+                           think_tokens=a.think_tokens, answer_tokens=a.answer_tokens, forced=a.forced)
                 for a in mine
             ]
             out.append(Generation(prompt_tokens=prompt_tokens, completions=completions))
         return out
 
     def sample(self, prompt: Prompt, params: SamplingParams, seed: int) -> Answer:
-        """One completion of one prompt (one request, retried as needed)."""
+        """One completion of one prompt (one request, retried as needed; two or more with a
+        thinking budget: `sample_thinking`)."""
+        if params.tracks_thinking:
+            return self.sample_thinking(prompt, params, seed)
         path, body = request_body(prompt, params, seed, self.model)
         data = self._post(path, body)
         try:
@@ -309,6 +337,61 @@ class OpenAIEngine:
         if not self.model_name and answer.model:
             self.model_name = answer.model
         return answer
+
+    def sample_thinking(self, prompt: Prompt, params: SamplingParams, seed: int) -> Answer:
+        """Budget forcing over the API: a request of at most `think_budget` tokens; if the think
+        block is still open, a second request continues from the forced close (prompt + text +
+        `</think>…`: the completions endpoint, or a continued final assistant message for chat).
+
+        A `</think>` before `min_think` tokens is cut off and the text continues after "Wait"
+        (another request). Think tokens are counted with the model's tokenizer from the start of
+        the completion (a prompt that ends in `<think>` puts the whole first request inside the
+        block). Each request's seed is derived from the sample's, so a sample stays reproducible.
+        """
+        plain = replace(params, think_budget=None, min_think=None)
+        budget = params.think_budget or params.max_new_tokens
+        close = params.think_close or DEFAULT_THINK_CLOSE
+        text, used, forced, think, first = "", 0, None, None, None
+        for turn in range(64):  # each extension adds "Wait"; 64 requests bound a stubborn model
+            want = min(budget, params.max_new_tokens) - used
+            answer = self._sample_once(continued(prompt, text), replace(plain, max_new_tokens=max(1, want)),
+                                       seed + turn)
+            first = first or answer
+            text += answer.text
+            used += answer.completion_tokens if answer.completion_tokens is not None else self._count_text(answer.text)
+            cut = text.find("</think>")
+            if cut != -1:
+                before = self._count_text(text[:cut])
+                if params.min_think is not None and before < params.min_think and used < params.max_new_tokens:
+                    text = text[:cut] + THINK_EXTEND
+                    used, forced = before + self._count_text(THINK_EXTEND), "extend"
+                    continue
+                think = before
+                break
+            if answer.finish_reason != "length" or used >= params.max_new_tokens:  # ended inside the block
+                return replace(answer, text=text, completion_tokens=used, prompt_tokens=first.prompt_tokens,
+                               think_tokens=used, answer_tokens=0, forced=forced)
+            if used >= budget:
+                text += close
+                think, forced = used, "close"
+                used += self._count_text(close)
+                break
+        finish = answer.finish_reason
+        if used < params.max_new_tokens and (forced == "close" or finish == "length"):
+            rest = self._sample_once(continued(prompt, text), replace(plain, max_new_tokens=params.max_new_tokens - used),
+                                     seed + 1000)
+            text += rest.text
+            used += rest.completion_tokens if rest.completion_tokens is not None else self._count_text(rest.text)
+            finish = rest.finish_reason
+        elif used >= params.max_new_tokens:
+            finish = "length"
+        think = think if think is not None else used
+        return Answer(text=text, finish_reason=finish, prompt_tokens=first.prompt_tokens, completion_tokens=used,
+                      model=first.model, think_tokens=think, answer_tokens=max(0, used - think - (
+                          self._count_text(close) if forced == "close" else 0)), forced=forced)
+
+    def _sample_once(self, prompt: Prompt, params: SamplingParams, seed: int) -> Answer:
+        return self.sample(prompt, params, seed & ((1 << 63) - 1))
 
     def _run(self, tasks: list[tuple[int, int]], work: Callable[[int, int], Answer]) -> dict[tuple[int, int], Answer]:
         """Run `work` on every task, `concurrency` at a time; the first failure stops the rest.

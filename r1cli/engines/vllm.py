@@ -147,6 +147,8 @@ class VLLMEngine:
                  keys: Sequence[str] | None = None) -> list[Generation]:
         if keys is None:
             keys = [str(i) for i in range(len(prompts))]
+        if params.tracks_thinking:
+            return self.generate_thinking(prompts, params, keys=keys)
         # one request per (prompt, sample); text prompts, chat prompts, and chat prompts that end
         # with an assistant message (a prefill, continued rather than closed) go to their own call
         requests = [(i, s) for i in range(len(prompts)) for s in range(params.n)]
@@ -168,3 +170,71 @@ class VLLMEngine:
                 raise EngineUnavailable(f"vLLM returned {len(results)} outputs for {len(mine)} requests")
             outputs.update(zip(mine, results))
         return to_generations([outputs[r] for r in requests], params.n)
+
+    def generate_thinking(self, prompts: Sequence[Prompt], params: SamplingParams, *,
+                          keys: Sequence[str]) -> list[Generation]:
+        """Budget forcing in two `LLM.generate` calls: every sample thinks up to `think_budget`
+        tokens (max_tokens); samples whose text has no `</think>` and ran out get the close
+        appended and continue in a second call (prompt + text + close, max_tokens = what is left).
+
+        Chat prompts are rendered to text with the chat template first, so both phases are plain
+        text continuations. `--min-think` needs the close to be taken back mid-decode, which the
+        offline API does not offer: it is refused here (use the hf engine).
+        """
+        from dataclasses import replace
+
+        from r1cli.engines import DEFAULT_THINK_CLOSE
+
+        if params.min_think is not None:
+            raise EngineUnavailable("--min-think is not available with --engine vllm",
+                                    hint="use --engine hf, which replaces an early </think> by 'Wait' as it decodes")
+        budget = min(params.think_budget or params.max_new_tokens, params.max_new_tokens)
+        close = params.think_close or DEFAULT_THINK_CLOSE
+        texts = [p if isinstance(p, str) else self.tokenizer.apply_chat_template(
+            p, add_generation_prompt=p[-1]["role"] != "assistant", continue_final_message=p[-1]["role"] == "assistant",
+            tokenize=False) for p in prompts]
+        requests = [(i, s) for i in range(len(prompts)) for s in range(params.n)]
+        seeds = {r: sample_seed(params.seed, keys[r[0]], r[1]) for r in requests}
+        first = self.llm.generate([texts[i] for i, _ in requests],
+                                  [self._vllm.SamplingParams(**sampling_kwargs(replace(params, max_new_tokens=budget),
+                                                                               seeds[r])) for r in requests],
+                                  use_tqdm=False)
+        close_tokens = len(self.tokenizer(close, add_special_tokens=False)["input_ids"])
+        state = {}
+        todo = []
+        for r, out in zip(requests, first):
+            o = out.outputs[0]
+            used = len(o.token_ids)
+            if "</think>" not in o.text and o.finish_reason == "length" and used + close_tokens < params.max_new_tokens:
+                state[r] = (out, o.text + close, used, used, "close")
+                todo.append(r)
+            else:
+                cut = o.text.find("</think>")
+                think = used if cut == -1 else len(self.tokenizer(o.text[:cut], add_special_tokens=False)["input_ids"])
+                state[r] = (out, o.text, used, think, None)
+                if cut != -1 and o.finish_reason == "length" and used < params.max_new_tokens:
+                    todo.append(r)  # closed by itself within the budget: the answer goes on
+        if todo:
+            more = self.llm.generate(
+                [texts[r[0]] + state[r][1] for r in todo],
+                [self._vllm.SamplingParams(**sampling_kwargs(replace(
+                    params, max_new_tokens=params.max_new_tokens - state[r][2] - (close_tokens if state[r][4] else 0)),
+                    seeds[r] ^ 1)) for r in todo], use_tqdm=False)
+            for r, out in zip(todo, more):
+                first_out, text, used, think, forced = state[r]
+                o = out.outputs[0]
+                extra = close_tokens if forced else 0
+                state[r] = (first_out, text + o.text, used + extra + len(o.token_ids), think, forced, o.finish_reason)
+        gens = []
+        for i in range(len(prompts)):
+            completions = []
+            for s in range(params.n):
+                entry = state[(i, s)]
+                out, text, used, think, forced = entry[:5]
+                reason = entry[5] if len(entry) > 5 else out.outputs[0].finish_reason
+                completions.append(Completion(text=text, finish_reason="length" if reason == "length" else "stop",
+                                              completion_tokens=used, think_tokens=think,
+                                              answer_tokens=max(0, used - think - (close_tokens if forced else 0)),
+                                              forced=forced))
+            gens.append(Generation(prompt_tokens=len(state[(i, 0)][0].prompt_token_ids), completions=completions))
+        return gens

@@ -285,7 +285,7 @@ def missing_fields(record: Mapping[str, Any], rewards: Sequence[Reward]) -> list
 
 
 def score_record(record: Mapping[str, Any], rewards: Sequence[Reward]) -> dict[str, Any]:
-    """A new dict: `record` plus ``rewards`` ({name: value}), ``reward`` and, when extracted, ``pred``.
+    """A new dict: `record` plus ``rewards`` ({name: value}), ``reward`` and ``pred`` (null when nothing was extracted).
 
     ``reward`` is the weighted sum of the non-null rewards, or None if all are null. ``pred`` is
     the final answer extracted by the first reward that extracts one (accuracy); a stale ``pred``
@@ -305,8 +305,7 @@ def score_record(record: Mapping[str, Any], rewards: Sequence[Reward]) -> dict[s
     scored = [(r.weight, values[r.name]) for r in rewards if values[r.name] is not None]
     out["rewards"] = values
     out["reward"] = sum(w * v for w, v in scored) if scored else None
-    if pred is not None:
-        out["pred"] = pred
+    out["pred"] = pred  # on every scored record: null when nothing was extracted
     return out
 
 

@@ -64,7 +64,7 @@ class DistillSettings:
     rewards: tuple[str, ...] = ("accuracy", "format")
     reward_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     score_workers: int | None = None
-    score_timeout: float = 5.0
+    score_timeout: float | None = None  # None: each record's budget from its rewards' limits
     policy: SelectPolicy = field(default_factory=SelectPolicy)
 
     @classmethod
@@ -76,8 +76,8 @@ class DistillSettings:
         The student trains on OUTPUT/selected.jsonl into OUTPUT/student; with `method="gkd"` the
         teacher is its GKD teacher as well.
         """
-        if method not in METHODS:
-            raise R1Error(f"unknown method '{method}'. Choose from: {', '.join(METHODS)}.")
+        if method not in METHODS:  # on-policy has no stages: `r1cli.training.onpolicy`
+            raise R1Error(f"unknown method '{method}'. Choose from: {', '.join(METHODS)}, on-policy.")
         if not teacher or not student:
             raise R1Error("distill needs a teacher and a student", hint="give --teacher MODEL and --student MODEL")
         if not output:
@@ -231,7 +231,8 @@ def distill(settings: DistillSettings, *, progress: Callable[[str], Any] = _no_b
     start = time.perf_counter()
     built, template = check(settings)
     out = settings.output_dir
-    student = replace(settings.student, template=template)
+    # no template for the student: the kept records hold the prompts as the teacher saw them
+    student = settings.student
     all_settings = settings.stage_settings(template)
     stages = [Stage(name, out, all_settings[name]) for name in STAGES]
     for stage in stages:
@@ -261,8 +262,7 @@ def distill(settings: DistillSettings, *, progress: Callable[[str], Any] = _no_b
         summary = summaries[stage.name]
         if stage.name == "select" and not summary.get("records_kept"):
             raise R1Error(f"no sample survived selection ({_describe('select', summary)})",
-                          hint="loosen the filters (e.g. --no-correct-only --min-reward 0.5), sample more (-n), "
-                               "or use a stronger teacher; a rerun with other filters redoes selection only "
+                          hint=survivor_advice(summary.get("dropped") or {}) + "; a rerun with other filters redoes selection only "
                                f"after: rm -r {out / 'selected.jsonl'}* {out / 'select.*'} {out / 'student'}* "
                                f"{out / 'train.*'}")
     return DistillResult(output_dir=out, ran=ran, summaries=summaries, seconds=time.perf_counter() - start)
@@ -406,6 +406,37 @@ def _metrics(folder: Path) -> Iterator[dict[str, Any]]:
 
     path = folder / METRICS_FILE
     return iter_metrics(path) if path.is_file() else iter(())
+
+
+# what loosens each reject-sample filter, for the advice when nothing survives
+_LOOSEN = {
+    "truncated": "--keep-truncated, or more room: --max-new-tokens",
+    "too-long": "a higher --max-tokens",
+    "empty": "more room (--max-new-tokens) or a stronger teacher",
+    "incorrect": "--no-correct-only (with --min-reward to keep by reward), -n for more samples, or a stronger teacher",
+    "unverified": "-r accuracy, or --no-correct-only",
+    "no-reward": "a reward every record can earn (see r1 score --list)",
+    "low-reward": "a lower --min-reward",
+    "code-block": "--allow-code-blocks",
+    "long-paragraph": "a higher --max-paragraph-words",
+    "mixed-language": "a higher --max-mixed",
+    "language": "a lower --min-language, or the prompts' own --language",
+}
+
+
+def survivor_advice(dropped: Mapping[str, int]) -> str:
+    """What to loosen when selection kept nothing, led by the filter that dropped most.
+
+    >>> survivor_advice({"truncated": 8, "incorrect": 2})
+    'most were dropped as truncated (8): use --keep-truncated, or more room: --max-new-tokens; then incorrect (2): --no-correct-only (with --min-reward to keep by reward), -n for more samples, or a stronger teacher'
+    """
+    ranked = [(reason, count) for reason, count in sorted(dropped.items(), key=lambda rc: -rc[1])
+              if count and reason in _LOOSEN]
+    if not ranked:
+        return "sample more (-n), or use a stronger teacher"
+    (first, count), rest = ranked[0], ranked[1:3]
+    advice = f"most were dropped as {first} ({count:,}): use {_LOOSEN[first]}"
+    return advice + "".join(f"; then {reason} ({n:,}): {_LOOSEN[reason]}" for reason, n in rest)
 
 
 def _describe(name: str, s: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ checkpoint, and launching several processes with `accelerate launch`. Every othe
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -23,7 +24,10 @@ from r1cli.errors import BadInput, EngineUnavailable, R1Error
 from r1cli.training import run
 from r1cli.training.config import field_names, merge, to_jsonable
 from r1cli.training.run import CONFIG_FILE, METRICS_FILE, RunResult, iter_metrics, parse_lora, truncate_metrics
+from r1cli.training.eval_callback import check_eval_settings
+from r1cli.training.generation import resolve_generation
 from r1cli.training.sampling import DEFAULT_MAX_ROUNDS
+from r1cli.training.stall import STALL_STEPS
 
 __all__ = ["GRPOSettings", "RunResult", "iter_metrics", "launch", "metrics_row", "parse_lora", "train",
            "truncate_metrics", "worker_settings"]
@@ -37,6 +41,9 @@ TRL_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "disable_tqdm": True,  # r1 draws its own bar on stderr
     "save_steps": 50,
+    # Keep the last 2 checkpoints: each holds the optimizer state (3x the model: 1.6 GB for a 135M
+    # model in fp32), and nothing capped their number before.
+    "save_total_limit": 2,
 }
 
 # Flags that are GRPOConfig fields under another name.
@@ -46,6 +53,16 @@ FLAG_FIELDS = {
     "epsilon": "epsilon", "epsilon_high": "epsilon_high", "max_steps": "max_steps", "epochs": "num_train_epochs",
     "batch_size": "per_device_train_batch_size", "grad_accum": "gradient_accumulation_steps", "seed": "seed",
     "output": "output_dir", "use_vllm": "use_vllm", "vllm_mode": "vllm_mode",
+    "mask_truncated": "mask_truncated_completions",
+}
+
+# GRPOConfig fields with a fixed set of values (TRL 1.16 accepts some unknown ones silently).
+CHOICES = {
+    "importance_sampling_level": ("token", "sequence"),
+    "scale_rewards": ("group", "batch", "none"),
+    "multi_objective_aggregation": ("sum_then_normalize", "normalize_then_sum"),
+    "vllm_importance_sampling_mode": ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
+    "vllm_mode": ("colocate", "server"),
 }
 
 
@@ -69,9 +86,24 @@ class GRPOSettings:
     lora: tuple[int, int] | None = None
     resume: bool = False
     num_processes: int = 1
+    generation: str | None = None  # r1 (default) or trl; see training/generation.py
+    stop: tuple[str, ...] = ()
+    think_budget: int | None = None  # budget forcing in r1 generation (SamplingParams.think_budget)
+    eval_data: str | None = None
+    eval_every: int | None = None
+    eval_samples: int = 4
+    save_best: str | None = None
+    stall_steps: int = STALL_STEPS
     trl: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if resolve_generation(self.generation, self.trl) == "trl" and self.think_budget is not None:
+            raise R1Error("--think-budget needs r1 generation: TRL's own generation (--generation trl, vLLM, "
+                          "continuous batching) cannot close a think block mid-decode",
+                          hint="drop --generation trl / --use-vllm, or drop --think-budget")
+        if self.think_budget is not None and self.think_budget < 1:
+            raise R1Error(f"--think-budget must be at least 1, got {self.think_budget}")
+        check_eval_settings(self)
         if not self.reward:
             raise R1Error("no reward selected", hint="add -r NAME, e.g. -r accuracy -r format")
         if self.num_processes < 1:
@@ -107,8 +139,9 @@ class GRPOSettings:
             for name, values in flag_own["reward_params"].items():
                 params.setdefault(name, {}).update(values)
             own["reward_params"] = params
-        if "reward" in own:
-            own["reward"] = tuple([own["reward"]] if isinstance(own["reward"], str) else own["reward"])
+        for key in ("reward", "stop"):
+            if key in own:
+                own[key] = tuple([own[key]] if isinstance(own[key], str) else own[key])
         if own.get("lora") is not None:
             own["lora"] = run.normalise_lora(own["lora"])
         return cls(**own, trl=trl)
@@ -120,6 +153,7 @@ class GRPOSettings:
     def from_json(cls, data: Mapping[str, Any]) -> GRPOSettings:
         own = {k: v for k, v in data.items() if k in cls.own_fields()}
         own["reward"] = tuple(own.get("reward", ()))
+        own["stop"] = tuple(own.get("stop", ()))
         own["lora"] = run.normalise_lora(own.get("lora"))
         return cls(**own, trl=dict(data.get("trl", {})))
 
@@ -141,6 +175,9 @@ def prepare(settings: GRPOSettings) -> Prepared:
     from r1cli.templates import check_template, render
 
     built = registry.resolve(list(settings.reward), settings.reward_params)
+    for reward in built:  # e.g. the code reward opted into running without a namespace sandbox
+        if warning := getattr(reward.fn, "warning", None):
+            warnings.warn(warning, UserWarning, stacklevel=1)  # r1's own line on the CLI's stderr
     template = check_template(settings.template) if settings.template is not None else None
     located = prepare_prompts(iter_records(settings.data, split=settings.split), prompt_field=settings.prompt_field,
                               answer_field=settings.answer_field, extract=settings.extract_answer)
@@ -213,6 +250,11 @@ def grpo_config(settings: GRPOSettings) -> Any:
 
         if importlib.util.find_spec("vllm") is None:
             raise EngineUnavailable("vLLM is not installed", hint="pip install 'r1cli[vllm]' (GPU only), or drop --use-vllm")
+    for name, choices in CHOICES.items():
+        value = kwargs.get(name)
+        if value is not None and not isinstance(value, bool) and value not in choices:
+            flag = "--" + next((f for f, t in FLAG_FIELDS.items() if t == name), name).replace("_", "-")
+            raise R1Error(f"{flag} (GRPOConfig {name}): unknown value '{value}'. Choose from: {', '.join(choices)}.")
     loss = kwargs.get("loss_type")
     valid = loss_types(GRPOConfig)
     if loss is not None and valid and loss not in valid:
@@ -244,7 +286,7 @@ def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbac
     from trl import GRPOTrainer
 
     from r1cli.models import load_tokenizer, resolve_model
-    from r1cli.rewards.trl import to_trl
+    from r1cli.rewards.trl import PooledRewards
     from r1cli.training.sampling import dynamic_sampling_trainer
 
     hf_logging.disable_progress_bar()
@@ -253,14 +295,26 @@ def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbac
     tokenizer.padding_side = "left"
     _apply_default_template(prepared, settings, tokenizer)
     _continue_prefilled(prepared.rows, tokenizer)
-    reward_fns = [to_trl(r) for r in prepared.rewards]
+    # scored in r1 score's worker pool: in parallel, each record within its rewards' time budget
+    pooled = PooledRewards(prepared.rewards)
+    reward_fns = pooled.functions()
     if args.reward_weights is None:
         args.reward_weights = [r.weight for r in prepared.rewards]
     cls = GRPOTrainer
     if settings.dynamic_sampling:
         cls = dynamic_sampling_trainer()
-    trainer = cls(model=source, reward_funcs=reward_fns, args=args, train_dataset=_dataset(prepared.rows),
-                  processing_class=tokenizer, callbacks=list(callbacks), peft_config=run.lora_config(settings.lora))
+    rollout = None
+    if resolve_generation(settings.generation, args.to_dict()) == "r1":
+        from r1cli.training.generation import R1Rollout
+
+        rollout = R1Rollout(stop=settings.stop, think_budget=settings.think_budget, template=settings.template)
+    with warnings.catch_warnings():
+        # TRL calls rollout_func experimental; r1 pins TRL 1.16, whose contract it follows
+        warnings.filterwarnings("ignore", message=".*'rollout_func'.*", category=UserWarning)
+        trainer = cls(model=source, reward_funcs=reward_fns, args=args, train_dataset=_dataset(prepared.rows),
+                      processing_class=tokenizer, callbacks=list(callbacks),
+                      peft_config=run.lora_config(settings.lora), rollout_func=rollout)
+    trainer.r1_rewards = pooled
     if settings.dynamic_sampling:
         trainer.r1_max_rounds = settings.dynamic_sampling_rounds
     return run.quiet_trainer(trainer)
@@ -316,8 +370,20 @@ def write_config(settings: GRPOSettings, args: Any | None = None) -> None:
     run.write_config(settings.output_dir, settings.to_json(), args=args, config_key="grpo_config")
 
 
+def training_callbacks(settings: GRPOSettings, args: Any, template: Callable[[], str | None], *,
+                       warn: Callable[[str], None] | None = None) -> list[Any]:
+    """The stall warning, and held-out evaluation with --eval-data (before the metrics callback,
+    whose line the `eval/…` keys join)."""
+    from r1cli.training.eval_callback import held_out_callbacks
+    from r1cli.training.stall import stall_callback
+
+    callbacks = [stall_callback(settings.stall_steps, **({"warn": warn} if warn else {}))]
+    return callbacks + held_out_callbacks(settings, max_new_tokens=args.max_completion_length, seed=args.seed,
+                                          template=template, prefill=settings.prefill, stop=settings.stop)
+
+
 def train(settings: GRPOSettings, *, progress: Callable[..., Any] | None = None,
-          prepared: Prepared | None = None) -> RunResult:
+          prepared: Prepared | None = None, warn: Callable[[str], None] | None = None) -> RunResult:
     """Run GRPO in this process (or as one rank of `accelerate launch`) and save the model."""
     prepared = prepared or prepare(settings)
     args = grpo_config(settings)
@@ -327,7 +393,8 @@ def train(settings: GRPOSettings, *, progress: Callable[..., Any] | None = None,
     hf_logging.set_verbosity_error()
     out = settings.output_dir
     names = [r.name for r in prepared.rewards]
-    callbacks = [run.metrics_callback(out / METRICS_FILE, lambda logs, step, elapsed: metrics_row(logs, step, names,
+    callbacks = [*training_callbacks(settings, args, lambda: prepared.template, warn=warn),
+                 run.metrics_callback(out / METRICS_FILE, lambda logs, step, elapsed: metrics_row(logs, step, names,
                                                                                                    elapsed))]
     if progress is not None:
         callbacks.append(run.progress_callback(progress, _progress_values))
@@ -335,7 +402,10 @@ def train(settings: GRPOSettings, *, progress: Callable[..., Any] | None = None,
         trainer = build_trainer(settings, prepared, args, callbacks)
     if trainer.accelerator.is_main_process:
         write_config(replace(settings, template=prepared.template), args)
-    return run.fit(trainer, out, checkpoint, settings.lora, last_key="reward")
+    try:
+        return run.fit(trainer, out, checkpoint, settings.lora, last_key="reward")
+    finally:
+        trainer.r1_rewards.close()  # the reward pool's workers
 
 
 # ---- several processes -----------------------------------------------------------------------------

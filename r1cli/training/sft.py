@@ -40,6 +40,7 @@ TRL_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "disable_tqdm": True,  # r1 draws its own bar on stderr
     "save_steps": 50,
+    "save_total_limit": 2,  # each checkpoint holds the optimizer state (3x the model in fp32)
 }
 
 # Flags that are SFTConfig fields under another name.
@@ -68,9 +69,17 @@ class SFTSettings:
     num_processes: int = 1
     method: str = "sft"
     teacher: str | None = None
+    eval_data: str | None = None
+    eval_every: int | None = None
+    eval_samples: int = 4
+    eval_max_tokens: int = 512  # completion tokens per held-out sample
+    save_best: str | None = None
     trl: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from r1cli.training.eval_callback import check_eval_settings
+
+        check_eval_settings(self)
         if self.method not in METHODS:
             raise R1Error(f"unknown method '{self.method}'. Choose from: {', '.join(METHODS)}.")
         if self.method == "gkd" and not self.teacher:
@@ -158,6 +167,9 @@ class Example:
     where: str
     prompt: str | list[dict[str, str]]
     completion: str | list[dict[str, str]]
+    # how the record says its prompt is shown (rollout / reject-sample records carry it); None: not said
+    template: str | None = field(default=None, repr=False)
+    system: str | None = field(default=None, repr=False)
 
 
 def read_examples(located: Iterable[Located]) -> list[Example]:
@@ -186,7 +198,10 @@ def to_example(where: str, record: Mapping[str, Any]) -> Example:
         elif not isinstance(completion, str):
             raise BadInput(f"{where}: 'completion' must be text or a list of assistant messages",
                            hint=f"got {type(completion).__name__}")
-        return Example(where, _clean(prompt), _clean(completion))
+        prefill = record.get("prefill")  # a rollout record: the answer is prefill + completion
+        if isinstance(prefill, str) and isinstance(completion, str):
+            completion = prefill + completion
+        return Example(where, _clean(prompt), _clean(completion), *_carried(where, record))
     if "messages" in record:
         messages = record["messages"]
         if not _messages(messages):
@@ -196,11 +211,43 @@ def to_example(where: str, record: Mapping[str, Any]) -> Example:
                            f"got '{messages[-1]['role']}'")
         if len(messages) < 2:
             raise BadInput(f"{where}: 'messages' needs a prompt turn before the assistant's")
-        return Example(where, _clean(messages[:-1]), _clean(messages[-1:]))
+        return Example(where, _clean(messages[:-1]), _clean(messages[-1:]), *_carried(where, record))
     fields_ = ", ".join(sorted(record)) or "none"
     raise BadInput(f"{where}: neither 'prompt' + 'completion' nor 'messages'",
                    hint=f"the record's fields are: {fields_}; SFT reads r1 rollout / reject-sample output "
                         "or chat records with 'messages'")
+
+
+def _carried(where: str, record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The record's own `template` and `system` (what r1 rollout and reject-sample write)."""
+    template, system = record.get("template"), record.get("system")
+    if template is not None and not isinstance(template, str):
+        raise BadInput(f"{where}: 'template' must be a template name, got {type(template).__name__}")
+    if system is not None and not isinstance(system, str):
+        raise BadInput(f"{where}: 'system' must be text or null, got {type(system).__name__}")
+    return template, system
+
+
+def carried_template(examples: Iterable[Example]) -> str | None:
+    """The one template the records carry (None if none does); records that disagree are an error:
+    one training table has one shape, text or messages."""
+    from r1cli.templates import check_template
+
+    seen: dict[str, str] = {}
+    for example in examples:
+        if example.template is not None:
+            seen.setdefault(example.template, example.where)
+    if len(seen) > 1:
+        found = ", ".join(f"'{name}' ({where})" for name, where in seen.items())
+        raise BadInput(f"the records carry different templates: {found}",
+                       hint="train on one kind at a time, or choose one with --template")
+    if not seen:
+        return None
+    name, where = next(iter(seen.items()))
+    try:
+        return check_template(name)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 def _messages(value: Any) -> bool:
@@ -256,7 +303,9 @@ def prepare(settings: SFTSettings, tokenizer: Any | None = None) -> Prepared:
     from r1cli.templates import check_template
 
     examples = read_examples(iter_records(settings.data, split=settings.split))
-    template = check_template(settings.template) if settings.template is not None else None
+    # the records' own template first (the prompt their model saw), unless --template says otherwise
+    told = settings.template is not None
+    template = check_template(settings.template) if told else carried_template(examples)
     if settings.method == "gkd":
         check_shared_vocabulary(settings.teacher or "", settings.model)
     if template is None:
@@ -268,10 +317,18 @@ def prepare(settings: SFTSettings, tokenizer: Any | None = None) -> Prepared:
     if settings.method == "gkd" and template != "chat":
         raise R1Error(f"--method gkd trains on chat messages; template '{template}' gives plain text",
                       hint="use --template chat with a student that has a chat template, or --method sft")
-    rows = [render_example(e, template, system=settings.system if template == "chat" else None) for e in examples]
+    rows = [render_example(e, template, system=_system(e, settings.system, told) if template == "chat" else None)
+            for e in examples]
     if settings.method == "gkd":  # TRL's ChatML collator reads whole conversations
         rows = [{"messages": r["prompt"] + r["completion"]} for r in rows]
     return Prepared(rows=rows, template=template, examples=examples)
+
+
+def _system(example: Example, flag: str | None, told: bool) -> str | None:
+    """--system, else the record's own system prompt when its template is the one used."""
+    if flag is not None or told:
+        return flag
+    return example.system
 
 
 def check_shared_vocabulary(teacher: str, student: str) -> None:
@@ -432,7 +489,11 @@ def train(settings: SFTSettings, *, progress: Callable[..., Any] | None = None,
 
     hf_logging.set_verbosity_error()
     out = settings.output_dir
-    callbacks = [run.metrics_callback(out / METRICS_FILE, metrics_row)]
+    from r1cli.training.eval_callback import held_out_callbacks
+
+    callbacks = [*held_out_callbacks(settings, max_new_tokens=settings.eval_max_tokens, seed=args.seed,
+                                     template=lambda: prepared.template),
+                 run.metrics_callback(out / METRICS_FILE, metrics_row)]
     if progress is not None:
         callbacks.append(run.progress_callback(progress, _progress_values))
     with run.quiet_renames():

@@ -79,8 +79,9 @@ def test_from_rollouts_scores_them_and_computes_the_known_metrics(tmp_path):
     assert m["data"] == path
     check_known(m)
     table = result.stderr.splitlines()  # the table is on stderr
-    assert table[0].split() == ["benchmark", "questions", "n", "pass@1", "95%", "CI", "cons@n", "pass@2", "pass@4",
-                                "tokens", "trunc.", "format"]
+    # data are fractions (above); the human table shows percentages and labels them "%"
+    assert table[0].split() == ["benchmark", "questions", "n", "avg@4", "%", "95%", "CI", "%", "cons@4", "%",
+                                "pass@2", "%", "pass@4", "%", "tokens", "trunc.", "%", "format", "%"]
     cells = table[1].split()[1:]  # after the (folded) benchmark name
     assert cells[:3] == ["3", "4", "50.0"] and cells[4:7] == ["66.7", "77.8", "100.0"]
 

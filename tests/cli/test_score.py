@@ -76,8 +76,9 @@ def test_list_shows_every_reward_and_its_parameters():
 
 def test_reward_args_reach_the_reward():
     row = {"completion": "<think>2+2</think> It is 4.", "answer": "4"}
-    plain = score("-r", "accuracy", "-q", input=jsonl([row]))
-    fallback = score("-r", "accuracy", "--reward-arg", "accuracy.fallback=last-number", "-q", input=jsonl([row]))
+    plain = score("-r", "accuracy", "--reward-arg", "accuracy.extract=tag", "-q", input=jsonl([row]))
+    fallback = score("-r", "accuracy", "--reward-arg", "accuracy.extract=tag", "--reward-arg",
+                     "accuracy.fallback=last-number", "-q", input=jsonl([row]))
     assert parse(plain.stdout)[0]["rewards"] == {"accuracy": 0.0}
     assert parse(fallback.stdout)[0]["rewards"] == {"accuracy": 1.0}
 
