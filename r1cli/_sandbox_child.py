@@ -252,7 +252,7 @@ def _child_main(job_path: str) -> None:
     os.chdir(work)
     uid, nproc, layers = job["uid"], None, []
     if uid is not None and not isolated and not _readable_by_others(_read_roots()):
-        # The interpreter lives where only root can read (/root/.pyenv): stay uid 0, without a single
+        # The interpreter lives where only root can read (a pyenv in root's home): stay uid 0, without a single
         # capability; Landlock (required below) then keeps it to the read roots and its own dir.
         uid = None
         _LIBC.drop_capabilities(bounding=True)

@@ -60,12 +60,14 @@ def test_smollm2_rollout_end_to_end(smollm2, tmp_path):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"id": "q", "prompt": "What is the capital of France?"}) + "\n")
     out = tmp_path / "out.jsonl"
-    proc = subprocess.run(R1 + ["rollout", str(prompts), "-m", "smollm2-135m", "-n", "2", "--max-new-tokens", "40",
+    # 4 samples at T 0.6: a 135M model answers in French or rambles in some of them (seeds 0 and 1
+    # do under transformers 5.24), so "Paris" is asked of the group, not of every sample
+    proc = subprocess.run(R1 + ["rollout", str(prompts), "-m", "smollm2-135m", "-n", "4", "--max-new-tokens", "40",
                                 "--seed", "0", "-o", str(out)], capture_output=True, text=True, env=env())
     assert proc.returncode == 0, proc.stderr
-    assert "generated 2 completions for 1 prompts" in proc.stderr
+    assert "generated 4 completions for 1 prompts" in proc.stderr
     records = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [r["sample"] for r in records] == [0, 1]
+    assert [r["sample"] for r in records] == [0, 1, 2, 3]
 
     from r1cli.models import load_tokenizer
 
