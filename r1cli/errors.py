@@ -31,5 +31,22 @@ class EngineUnavailable(R1Error):
     """An inference engine (or its optional dependency) cannot be used here."""
 
 
+class BadOption(R1Error, ValueError):
+    """An option's value is invalid, or the option does not apply (an engine option the chosen
+    engine does not take). `flag` is its command-line spelling: the CLI makes it a usage error."""
+
+    def __init__(self, message: str, hint: str | None = None, *, flag: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.flag = flag
+
+
+class PluginError(R1Error):
+    """A reward, engine or task from an entry point (or a dotted path) cannot be loaded or is not one."""
+
+
 class OutputError(R1Error):
     """The output cannot be written (disk full, permissions, a resume file that does not match)."""
+
+
+class ResumeMismatch(OutputError):
+    """`--resume` on an output made from another input, or by another run: refused, nothing written."""

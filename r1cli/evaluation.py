@@ -17,8 +17,6 @@ pass@1 = mean correctness over the k, averaged over questions; cons@k = majority
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from r1cli.engines import Engine, SamplingParams
-from r1cli.errors import BadInput, OutputError
-from r1cli.io import Located, iter_records, prepare_prompts, prompt_id
+from r1cli.errors import BadInput
+from r1cli.prompts import prepare_prompts, prompt_id
+from r1cli.sources import Located, iter_records
 from r1cli.metrics import Question, Sample, summarize
 from r1cli.eval_protocol import PROTOCOLS, lcb_record, protocol_samples
 from r1cli.rollout import RolloutStats
@@ -438,8 +437,8 @@ def samples_file(name: str, taken: set[str]) -> str:
 
 
 def write_samples(folder: Path, file_name: str, records: Iterable[Mapping[str, Any]]) -> Path:
-    """The scored samples as JSONL, written as FILE.part and renamed (io.open_output)."""
-    from r1cli.io import open_output
+    """The scored samples as JSONL, written as FILE.part and renamed (r1cli.sink.open_output)."""
+    from r1cli.sink import open_output
 
     path = folder / file_name
     with open_output(str(path)) as sink:
@@ -450,16 +449,9 @@ def write_samples(folder: Path, file_name: str, records: Iterable[Mapping[str, A
 def write_results(folder: Path, settings: Mapping[str, Any], benchmarks: Sequence[Mapping[str, Any]]) -> Path:
     """`results.json`: {"settings", "versions", "benchmarks": [metrics + data info]}, written atomically."""
     data = {"settings": dict(settings), "versions": versions(), "benchmarks": list(benchmarks)}
-    path = folder / RESULTS_FILE
-    part = folder / (RESULTS_FILE + ".part")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        part.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(part, path)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    from r1cli.files import write_json
+
+    return write_json(folder / RESULTS_FILE, data)
 
 
 @dataclass(frozen=True, kw_only=True)

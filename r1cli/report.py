@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -278,15 +277,14 @@ def _figure(size: tuple[float, float]) -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    """Write the PNG as FILE.part and rename it: a plot is never half-written."""
-    part = path.with_name(path.name + ".part")
-    try:
-        fig.savefig(part, format="png")
-        os.replace(part, path)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    """Write the PNG atomically: a plot is never half-written."""
+    import io
+
+    from r1cli.files import write_atomic
+
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    return write_atomic(path, png.getvalue())
 
 
 def _curve(ax: Any, runs: Sequence[TrainingRun], key: str, title: str, ylabel: str, smooth: float) -> bool:
@@ -420,14 +418,9 @@ def _metric(benchmark: Mapping[str, Any], metric: str) -> float | None:
 
 
 def write_markdown(folder: Path, text: str) -> Path:
-    path = folder / "report.md"
-    part = folder / "report.md.part"
-    try:
-        part.write_text(text, encoding="utf-8")
-        os.replace(part, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    from r1cli.files import write_atomic
+
+    return write_atomic(folder / "report.md", text)
 
 
 def report(paths: Sequence[str], folder: Path | None, *, smooth: float = 0.6,

@@ -12,7 +12,7 @@ from typing import Any
 
 from r1cli.engines import Engine, Generation, SamplingParams
 from r1cli.errors import BadInput
-from r1cli.io import Located
+from r1cli.sources import Located
 from r1cli.templates import check_template, render
 
 @dataclass

@@ -202,7 +202,7 @@ def grpo(spec: dict[str, Any], emit: Emit) -> None:
     """`r1 grpo` with r1's engine generating (`--generation r1`) or TRL's (`--generation trl`)."""
     import torch
 
-    from r1cli.io import dumps
+    from r1cli.jsonl import dumps
     from r1cli.tasks import generate
     from r1cli.training.grpo import GRPOSettings
 
@@ -238,7 +238,7 @@ def _run_dtype(run_dir: Path) -> str:
 def sft(spec: dict[str, Any], emit: Emit) -> None:
     import torch
 
-    from r1cli.io import dumps
+    from r1cli.jsonl import dumps
     from r1cli.tasks import generate
 
     work = Path(spec["work"])
@@ -286,7 +286,7 @@ def eval_records() -> tuple[list[dict[str, Any]], float]:
 
 
 def evaluate(spec: dict[str, Any], emit: Emit) -> None:
-    from r1cli.io import dumps
+    from r1cli.jsonl import dumps
 
     work = Path(spec["work"])
     work.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """`r1 distill` on tiny models: the whole chain, stages skipped or resumed on a rerun, settings that
-changed refused, the gkd path, and a student with another vocabulary refused before any model loads.
+changed refused, the gkd path, the teacher behind an OpenAI-compatible server, and a student with
+another vocabulary refused before any model loads.
 
 The teacher is the `tiny` model, the student a tiny model with other random weights (seed 1).
 Random models write noise, never a correct answer: the runs keep samples with --no-correct-only.
@@ -13,7 +14,6 @@ from typer.testing import CliRunner
 
 from r1cli.cli._common import reports_errors
 from r1cli.cli.distill import distill_cmd
-from r1cli.training.distill import _changed
 
 runner = CliRunner()
 app = typer.Typer()
@@ -53,15 +53,17 @@ def data(tmp_path):
     return str(path)
 
 
-def mtimes(out):
+FILES = ("rollouts.jsonl", "scored.jsonl", "selected.jsonl")
+
+
+def mtimes(out, *, student=True):
     return {name: (out / name).stat().st_mtime_ns
-            for name in ("rollouts.jsonl", "scored.jsonl", "selected.jsonl", "rollout.done", "score.done",
-                         "select.done")}
+            for name in (*FILES, *(f + ".r1.json" for f in FILES), *(["student.r1.json"] if student else []))}
 
 
-def test_changed_keys():
-    assert sorted(_changed({"n": 2, "sampling": {"seed": 0, "top_p": 1}}, {"n": 2, "sampling": {"seed": 1}})) == [
-        "sampling.seed", "sampling.top_p"]
+def marker(path):
+    """The manifest of a stage's output (FILE.r1.json, or FOLDER.r1.json for the student)."""
+    return json.loads((path.parent / (path.name + ".r1.json")).read_text())
 
 
 def test_end_to_end_then_a_rerun_skips_every_stage(tmp_path, tiny_model, student, data):
@@ -78,10 +80,15 @@ def test_end_to_end_then_a_rerun_skips_every_stage(tmp_path, tiny_model, student
     # the prompts as the teacher saw them (its chat template: messages), answered by one assistant turn
     assert all(r["template"] == "chat" and r["prompt"][-1]["role"] == "user" for r in selected)
     assert all(r["completion"] == [{"role": "assistant", "content": r["completion"][0]["content"]}] for r in selected)
-    for stage in ("rollout", "score", "select", "train"):
-        marker = json.loads((out / f"{stage}.done").read_text())
-        assert marker["id"] and not (out / f"{stage}.started").exists()
-    assert json.loads((out / "select.done").read_text())["summary"]["records_kept"] == len(selected)
+    manifests = [marker(out / name) for name in (*FILES, "student")]
+    assert [m["command"] for m in manifests] == ["rollout", "score", "reject-sample", "train"]
+    assert all(m["complete"] for m in manifests) and not list(out.glob("*.part*"))
+    for upstream, downstream in zip(manifests, manifests[1:]):  # each stage records the output it read
+        assert downstream["input"]["sha256"] == upstream["output"]["sha256"]
+        assert downstream["input"]["records"] == upstream["output"]["records"]
+    assert manifests[2]["summary"]["records_kept"] == len(selected)
+    assert manifests[0]["settings"]["sampling"]["n"] == 2 and manifests[1]["settings"]["rewards"] == {
+        "accuracy": 1.0, "format": 1.0}
     student_dir = out / "student"
     assert [r["step"] for r in lines(student_dir / "metrics.jsonl")] == [1, 2]
     config = json.loads((student_dir / "r1_config.json").read_text())
@@ -109,8 +116,17 @@ def test_end_to_end_then_a_rerun_skips_every_stage(tmp_path, tiny_model, student
     changed = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out),
                           "--max-steps", "2", *FAST, "--temperature", "0.9")
     assert changed.exit_code == 1
-    assert "the rollout stage finished with other settings (sampling.temperature)" in changed.stderr
+    assert "the rollout stage finished with other settings (--temperature: 0.6 on record, 0.9 now)" in changed.stderr
     assert "rollouts.jsonl" in changed.stderr and mtimes(out) == stamps
+
+    # the prompts changed under the same name: refused, nothing touched
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({**r, "prompt": r["prompt"] + "!"}) + "\n"
+                                                    for r in PROMPTS))
+    other = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out),
+                        "--max-steps", "2", *FAST)
+    assert other.exit_code == 1, other.stderr
+    assert "is not the input" in other.stderr and "rm -r" in other.stderr and "Traceback" not in other.stderr
+    assert mtimes(out) == stamps and not list(out.glob("*.part*"))
 
 
 @pytest.fixture
@@ -149,9 +165,9 @@ def test_interrupted_training_resumes_without_redoing_earlier_stages(tmp_path, t
     crash_at_step(2)
     first = distill_run(*args)
     assert first.exit_code == 130, first.output
-    assert (out / "select.done").exists() and not (out / "train.done").exists()
-    assert (out / "train.started").exists() and (out / "student" / "checkpoint-1").is_dir()
-    stamps = mtimes(out)
+    assert marker(out / "selected.jsonl")["complete"] and not marker(out / "student")["complete"]
+    assert (out / "student" / "checkpoint-1").is_dir()
+    stamps = mtimes(out, student=False)
     monkeypatch.undo()  # no crash this time; and no teacher may load: its stages are done
 
     def no_teacher(*a, **k):
@@ -160,13 +176,13 @@ def test_interrupted_training_resumes_without_redoing_earlier_stages(tmp_path, t
     monkeypatch.setattr("r1cli.engines.get_engine", no_teacher)
     second = distill_run(*args)
     assert second.exit_code == 0, second.stderr
-    assert mtimes(out) == stamps
+    assert mtimes(out, student=False) == stamps
     for stage in ("rollout", "score", "select"):
         assert f"{stage}: done already" in second.stderr
     assert "resumed from" in second.stderr and "checkpoint-" in second.stderr
     rows = lines(out / "student" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]  # step 2 logged before the crash, dropped and redone
-    assert json.loads((out / "train.done").read_text())["summary"]["first_step"] >= 1
+    assert marker(out / "student")["complete"] and marker(out / "student")["summary"]["first_step"] >= 1
 
 
 def test_interrupted_rollout_resumes_with_the_missing_prompts_only(tmp_path, tiny_model, student, data, monkeypatch):
@@ -184,11 +200,12 @@ def test_interrupted_rollout_resumes_with_the_missing_prompts_only(tmp_path, tin
 
     monkeypatch.setattr(HFEngine, "generate", counting)
     args = ["--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out), "--max-steps", "1",
-            "--rollout-batch-size", "2", *FAST]  # 2 sequences per call: one prompt × 2 samples
+            "--engine-batch-size", "2", *FAST]  # 2 sequences per call: one prompt × 2 samples
     first = distill_run(*args)
     assert first.exit_code == 130
     partial = lines(out / "rollouts.jsonl.part")
-    assert len(partial) == 4 and not (out / "rollout.done").exists()
+    assert len(partial) == 4 and not (out / "rollouts.jsonl").exists()
+    assert marker(out / "rollouts.jsonl.part")["complete"] is False
     calls.clear()
     second = distill_run(*args)
     assert second.exit_code == 0, second.stderr
@@ -216,6 +233,59 @@ def test_gkd_on_tiny_models(tmp_path, tiny_model, student, data):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(out / "student")
+
+
+def test_the_teacher_behind_an_openai_compatible_server(tmp_path, tiny_model, student, data):
+    """`--engine openai`: the teacher is the suite's loopback server; before, distill built the engine
+    itself and crashed (`OpenAIEngine.__init__() got an unexpected keyword argument 'dtype'`)."""
+    from test_engine_openai import FakeServer
+
+    out = tmp_path / "out"
+    with FakeServer() as server:
+        result = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out),
+                             "--engine", "openai", "--base-url", server.url, "--concurrency", "2", "--max-steps", "1",
+                             *FAST)
+    assert result.exit_code == 0, result.stderr
+    rollouts = lines(out / "rollouts.jsonl")
+    assert sorted((r["id"], r["sample"]) for r in rollouts) == [(f"q{i}", s) for i in range(4) for s in range(2)]
+    assert all(r["completion"].startswith(f"Compute {r['id'][1:]} + ") for r in rollouts)  # the server's answers
+    assert len(server.requests) == 8 and {path for path, _, _ in server.requests} == {"/v1/chat/completions"}
+    assert marker(out / "rollouts.jsonl")["settings"]["engine"]["engine"] == "openai"
+    assert (out / "student" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_the_teacher_served_by_transformers_serve(tmp_path, tiny_model, student, data):
+    """The same through a real OpenAI-compatible server: `transformers serve` on 127.0.0.1."""
+    from test_engine_openai import SERVING, Serve, free_port
+
+    if not SERVING:
+        pytest.skip("needs transformers[serving] (pip install 'r1cli[serving]')")
+    out = tmp_path / "out"
+    server = Serve(tiny_model, free_port(), open(tmp_path / "serve.log", "w"))
+    try:
+        result = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out),
+                             "--engine", "openai", "--base-url", server.url, "--concurrency", "2", "--max-steps", "1",
+                             "--template", "none", *FAST)  # through the chat endpoint the random model's turns are empty
+    finally:
+        server.stop()
+    assert result.exit_code == 0, result.stderr
+    rollouts = lines(out / "rollouts.jsonl")
+    assert sorted((r["id"], r["sample"]) for r in rollouts) == [(f"q{i}", s) for i in range(4) for s in range(2)]
+    assert all(r["model"] == tiny_model and 1 <= r["completion_tokens"] <= 6 for r in rollouts)
+    assert (out / "student" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "openai"], "--engine openai needs --base-url"),
+    (["--engine", "openai", "--base-url", "http://127.0.0.1:1/v1", "--dtype", "bfloat16"], "--dtype"),
+])
+def test_engine_options_are_checked_before_anything_runs(tmp_path, tiny_model, student, data, args, message):
+    out = tmp_path / "out"
+    result = distill_run("--teacher", tiny_model, "--student", student, "--data", data, "-o", str(out), *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.replace("│", " ").split())
+    assert not out.exists()
 
 
 @pytest.fixture
@@ -266,7 +336,7 @@ def test_nothing_selected_is_a_clear_error(tmp_path, tiny_model, student, data):
     assert result.exit_code == 1, result.output
     assert "no sample survived selection" in result.stderr and "incorrect" in result.stderr
     assert "--no-correct-only" in result.stderr
-    assert (out / "select.done").exists() and not (out / "student").exists()
+    assert marker(out / "selected.jsonl")["complete"] and not (out / "student").exists()
 
 
 # ---- on-policy distillation (TRL's DistillationTrainer) ----------------------------------------------

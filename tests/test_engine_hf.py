@@ -106,8 +106,11 @@ def test_finish_cuts_at_eos(tiny_model):
     assert (done.text, done.finish_reason, done.completion_tokens) == ("hello world", "stop", len(hello) + 1)
     cut = engine._finish(hello, params)
     assert (cut.finish_reason, cut.completion_tokens) == ("length", len(hello))
+    # a stop string ends the completion and stays in its text (vLLM's include_stop_str_in_output)
     stopped = engine._finish(hello + [eos], SamplingParams(max_new_tokens=8, stop=(" world",)))
-    assert (stopped.text, stopped.finish_reason) == ("hello", "stop")
+    assert (stopped.text, stopped.finish_reason) == ("hello world", "stop")
+    middle = engine._finish(hello, SamplingParams(max_new_tokens=8, stop=("ll", "hel")))
+    assert (middle.text, middle.finish_reason) == ("hel", "stop")  # the stop string that ends first
 
 
 def test_a_final_assistant_message_is_continued_not_closed(tiny_model):

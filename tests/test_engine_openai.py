@@ -40,7 +40,8 @@ class FakeServer:
     prompt and seed, so a sample's text shows which seed produced it.
     """
 
-    def __init__(self, faults=(), usage=True, model="served-model"):
+    def __init__(self, faults=(), usage=True, model="served-model", stops="keep"):
+        self.stops = stops  # keep the stop string in the text, or cut it: "vllm" (naming it), "plain"
         self.faults = list(faults)
         self.usage = usage
         self.model = model
@@ -96,8 +97,17 @@ class FakeServer:
         text = f"{prompt}|{body['seed']}"
         if "stop-test" in prompt:
             text += " then STOP and more"
+        if "format-test" in prompt:
+            text = " <think>2 + 2 = 4</think> <answer>4</answer> User: and more"
         reason = "length" if "long" in prompt else "stop"
         choice = {"index": 0, "finish_reason": reason}
+        hits = sorted((text.find(s), s) for s in body.get("stop") or () if s in text)
+        if hits:
+            at, matched = hits[0]
+            text = text[: at + len(matched)] if self.stops == "keep" else text[:at]
+            choice["finish_reason"] = "stop"
+            if self.stops == "vllm":
+                choice["stop_reason"] = matched
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
         data = {"id": "x", "model": self.model, "choices": [choice]}
         if self.usage:
@@ -186,6 +196,7 @@ def test_request_body_sends_only_what_is_set():
     assert body["model"] == "Qwen/Q" and body["messages"] == [{"role": "user", "content": "hi"}]
     assert body["top_k"] == 20 and body["stop"] == ["</answer>"] and body["ignore_eos"] is True
     assert "n" not in body
+    assert "include_stop_str_in_output" not in body  # strict servers refuse it; r1 restores the stop string itself
 
 
 @pytest.mark.parametrize("data, chat, stop, expected", [
@@ -194,8 +205,10 @@ def test_request_body_sends_only_what_is_set():
     ({"choices": [{"text": "abc", "finish_reason": "length"}]}, False, (), ("abc", "length", None, None)),
     ({"choices": [{"text": "abc", "finish_reason": None}]}, False, (), ("abc", "stop", None, None)),
     ({"choices": [{"text": "abc", "finish_reason": "eos"}]}, False, (), ("abc", "stop", None, None)),
-    # a server that leaves the stop string in: r1 cuts it, and it is a stop, not a length
-    ({"choices": [{"text": "a</answer>b", "finish_reason": "length"}]}, False, ("</answer>",), ("a", "stop", None, None)),
+    # a server that leaves the stop string in (transformers serve): r1 cuts just after it, and
+    # it is a stop, not a length
+    ({"choices": [{"text": "a</answer>b", "finish_reason": "length"}]}, False, ("</answer>",),
+     ("a</answer>", "stop", None, None)),
     ({"choices": [{"message": {"content": None}, "finish_reason": "stop"}]}, True, (), ("", "stop", None, None)),
     ({"choices": [{"message": {"content": "4", "reasoning_content": "2+2"}, "finish_reason": "stop"}]}, True, (),
      ("<think>\n2+2\n</think>\n4", "stop", None, None)),
@@ -205,6 +218,39 @@ def test_request_body_sends_only_what_is_set():
 def test_parse_answer(data, chat, stop, expected):
     a = parse_answer(data, chat=chat, stop=stop)
     assert (a.text, a.finish_reason, a.prompt_tokens, a.completion_tokens) == expected
+
+
+A, U = "</answer>", "User:"
+
+
+@pytest.mark.parametrize("choice, stop, text", [
+    # vLLM names the match in stop_reason: the string, or null / a token id for EOS and stop tokens
+    ({"finish_reason": "stop", "stop_reason": A}, (A, U), "<answer>4</answer>"),
+    ({"finish_reason": "stop", "stop_reason": U}, (A, U), "<answer>4User:"),
+    ({"finish_reason": "stop", "stop_reason": None}, (A,), "<answer>4"),
+    ({"finish_reason": "stop", "stop_reason": 128001}, (A,), "<answer>4"),
+    ({"finish_reason": "stop", "stop_reason": "not asked for"}, (A,), "<answer>4"),
+    # SGLang: matched_stop
+    ({"finish_reason": "stop", "matched_stop": A}, (A,), "<answer>4</answer>"),
+    ({"finish_reason": "stop", "matched_stop": 2}, (A,), "<answer>4"),
+    # TGI's finish reasons tell EOS from a stop sequence
+    ({"finish_reason": "eos_token"}, (A,), "<answer>4"),
+    ({"finish_reason": "stop_sequence"}, (A,), "<answer>4</answer>"),
+    ({"finish_reason": "stop_sequence"}, (A, U), "<answer>4"),
+    # a plain "stop" and nothing else (OpenAI, llama.cpp): one stop string is restored, several are not
+    ({"finish_reason": "stop"}, (A,), "<answer>4</answer>"),
+    ({"finish_reason": "stop"}, (A, U), "<answer>4"),
+    ({"finish_reason": None}, (A,), "<answer>4"),
+    # a length finish never met the stop string; no stop strings, nothing to restore
+    ({"finish_reason": "length"}, (A,), "<answer>4"),
+    ({"finish_reason": "stop"}, (), "<answer>4"),
+])
+@pytest.mark.parametrize("chat", [False, True])
+def test_a_stop_string_the_server_cut_off_is_restored(choice, stop, text, chat):
+    body = {"message": {"role": "assistant", "content": "<answer>4"}} if chat else {"text": "<answer>4"}
+    a = parse_answer({"choices": [{**body, **choice}]}, chat=chat, stop=stop)
+    assert a.text == text
+    assert a.finish_reason == ("length" if choice["finish_reason"] == "length" else "stop")
 
 
 @pytest.mark.parametrize("data", [{}, {"choices": []}, {"choices": [{"message": "hi"}]}, {"choices": [{"text": 3}]}])
@@ -337,7 +383,7 @@ def test_default_key_is_openai_api_key_when_set(monkeypatch):
 def test_stop_strings_and_finish_reasons():
     with FakeServer() as server:
         gens = engine(server).generate(["stop-test", "long one"], SamplingParams(n=1, stop=("STOP",)))
-    assert gens[0].completions[0].text.endswith("then ") and gens[0].completions[0].finish_reason == "stop"
+    assert gens[0].completions[0].text.endswith("then STOP") and gens[0].completions[0].finish_reason == "stop"
     assert gens[1].completions[0].finish_reason == "length"
     assert server.requests[0][1]["stop"] == ["STOP"]
 
@@ -390,6 +436,22 @@ def test_rollout_with_the_openai_engine():
     assert "generated 20 completions for 10 prompts" in result.stderr
 
 
+@pytest.mark.parametrize("stops", ["keep", "vllm", "plain"])
+def test_a_stopped_r1_zero_answer_keeps_its_close_and_scores_format(stops):
+    """`--stop </answer>`: the completion still ends with </answer>, whatever the server does with it."""
+    with FakeServer(stops=stops) as server:
+        result = runner.invoke(app, ["rollout", "--engine", "openai", "--base-url", server.url, "-n", "1", "-q",
+                                     "--template", "r1-zero", "--stop", "</answer>"],
+                               input=jsonl([{"id": "f", "prompt": "format-test", "answer": "4"}]))
+    assert result.exit_code == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["completion"] == " <think>2 + 2 = 4</think> <answer>4</answer>"
+    assert record["finish_reason"] == "stop"
+    scored = runner.invoke(app, ["score", "-r", "format", "-r", "accuracy", "--workers", "0"], input=result.stdout)
+    assert scored.exit_code == 0, scored.stderr
+    assert json.loads(scored.stdout)["rewards"] == {"format": 1.0, "accuracy": 1.0}
+
+
 def test_rollout_chat_template_goes_to_the_chat_endpoint():
     with FakeServer() as server:
         result = runner.invoke(app, ["rollout", "--engine", "openai", "--base-url", server.url, "-n", "1", "-q",
@@ -402,7 +464,7 @@ def test_rollout_chat_template_goes_to_the_chat_endpoint():
 def test_rollout_resume_after_a_server_failure_is_exactly_once(tmp_path):
     out = tmp_path / "out.jsonl"
     args = ["rollout", "--engine", "openai", "--base-url", "", "-n", "2", "--template", "none", "--concurrency", "2",
-            "--batch-size", "4", "--max-retries", "0", "-q", "-o", str(out), "--resume"]
+            "--engine-batch-size", "4", "--max-retries", "0", "-q", "-o", str(out), "--resume"]
     with FakeServer(faults=[None] * 9 + ["500"]) as server:
         args[4] = server.url
         failed = runner.invoke(app, args, input=jsonl(PROMPTS))
@@ -417,41 +479,6 @@ def test_rollout_resume_after_a_server_failure_is_exactly_once(tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert Counter((r["id"], r["sample"]) for r in records) == Counter((p["id"], s) for p in PROMPTS for s in range(2))
     assert len(server.requests) == 20 - len(kept)  # only what was missing was asked again
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--base-url", "http://127.0.0.1:1/v1"], "--base-url applies to --engine openai, not hf"),
-    (["--concurrency", "4"], "--concurrency applies to --engine openai, not hf"),
-    (["--tensor-parallel-size", "2"], "--tensor-parallel-size applies to --engine vllm, not hf"),
-    (["--engine", "openai"], "--engine openai needs --base-url"),
-    (["--engine", "openai", "--base-url", "http://h/v1", "--dtype", "bfloat16"],
-     "--dtype applies to --engine hf or vllm, not openai"),
-    (["--engine", "openai", "--base-url", "http://h/v1", "--gpu-memory-utilization", "0.5"],
-     "--gpu-memory-utilization applies to --engine vllm, not openai"),
-])
-def test_engine_options_that_do_not_apply_are_usage_errors(args, message):
-    result = runner.invoke(app, ["rollout", *args], input=jsonl(PROMPTS[:1]), env={"COLUMNS": "300"})
-    assert result.exit_code == 2
-    assert message in " ".join(result.stderr.replace("│", " ").split())
-
-
-@pytest.mark.parametrize("engine, model, opts, expected", [
-    ("hf", None, {}, ("smollm2-135m", {"batch_size": 64})),
-    ("hf", "tiny", {"batch_size": 8, "dtype": "float32", "concurrency": None}, ("tiny", {"batch_size": 8, "dtype": "float32"})),
-    ("vllm", None, {"tensor_parallel_size": 2}, ("smollm2-135m", {"tensor_parallel_size": 2})),
-    ("openai", None, {"base_url": "http://h/v1", "max_retries": 0}, (None, {"base_url": "http://h/v1", "max_retries": 0})),
-])
-def test_engine_options(engine, model, opts, expected):
-    from r1cli.cli._engine import engine_options
-
-    assert engine_options(engine, model, **opts) == expected
-
-
-def test_build_engine_refuses_options_no_engine_has():
-    from r1cli.cli._engine import build_engine
-
-    with pytest.raises(TypeError, match="unknown options: device"):
-        build_engine("hf", "tiny", device="cpu")
 
 
 def test_unknown_engine_lists_the_engines():
@@ -547,7 +574,7 @@ def test_server_killed_mid_run_then_resume_loses_and_duplicates_nothing(tiny_mod
     out, part = tmp_path / "out.jsonl", tmp_path / "out.jsonl.part"
     args = R1 + ["rollout", str(prompts), "--engine", "openai", "--base-url", f"http://127.0.0.1:{port}/v1",
                  "-n", "2", "--max-new-tokens", "16", "--template", "none", "--concurrency", "2",
-                 "--batch-size", "4", "--max-retries", "1", "-q", "-o", str(out), "--resume"]
+                 "--engine-batch-size", "4", "--max-retries", "1", "-q", "-o", str(out), "--resume"]
     log = open(tmp_path / "serve.log", "w")
     server = Serve(tiny_model, port, log)
     try:

@@ -32,11 +32,11 @@ def request(prompt_ids, *outs):
 
 @pytest.mark.parametrize("params, seed, expected", [
     (SamplingParams(), 11, {"n": 1, "temperature": 0.6, "top_p": 0.95, "top_k": -1, "seed": 11, "max_tokens": 512,
-                            "stop": None, "ignore_eos": False}),
+                            "stop": None, "include_stop_str_in_output": False, "ignore_eos": False}),
     (SamplingParams(n=8, temperature=0.0, top_p=1.0, top_k=20, max_new_tokens=64, stop=("</answer>", "\n\n"),
                     ignore_eos=True),
      2**62, {"n": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 20, "seed": 2**62, "max_tokens": 64,
-             "stop": ["</answer>", "\n\n"], "ignore_eos": True}),
+             "stop": ["</answer>", "\n\n"], "include_stop_str_in_output": True, "ignore_eos": True}),
 ])
 def test_sampling_kwargs(params, seed, expected):
     assert sampling_kwargs(params, seed) == expected

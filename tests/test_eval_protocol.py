@@ -29,11 +29,12 @@ def test_r1_protocol_k_by_benchmark(spec, k):
 
 def settings_from(args):
     from r1cli.cli.eval import _settings
+    from r1cli.engines.options import EngineChoice
 
     flags = {"from_files": None, "data": ["math500"], "model": "tiny", "split": None, "prompt_field": None,
-             "answer_field": None, "extract_answer": None, "engine": "hf", "template": None, "system": None,
+             "answer_field": None, "extract_answer": None, "engine": EngineChoice("hf"), "template": None, "system": None,
              "prefill": None, "samples": 4, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_new_tokens": 512,
-             "seed": 0, "pass_k": None, "dtype": None, "batch_size": None, "limit": None, "instruction": None,
+             "seed": 0, "pass_k": None, "limit": None, "instruction": None,
              "protocol": "r1", "think_budget": None, "min_think": None, "stop": None, **args}
     return _settings(flags)
 

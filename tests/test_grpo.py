@@ -17,7 +17,7 @@ from r1cli.cli.grpo import grpo_cmd
 from r1cli.errors import R1Error
 from r1cli.training import grpo
 from r1cli.training.grpo import GRPOSettings, metrics_row, parse_lora
-from r1cli.training.sampling import fill_batch, informative_groups, rank_slices, refill_indices
+from r1cli.training.dynamic_sampling import fill_batch, informative_groups, rank_slices, refill_indices
 
 runner = CliRunner()
 app = typer.Typer()
@@ -94,7 +94,7 @@ def test_rank_slices_and_refill_indices():
 def test_kept_groups_are_concatenated_with_their_padding():
     import torch
 
-    from r1cli.training.sampling import dynamic_sampling_trainer
+    from r1cli.training.dynamic_sampling import dynamic_sampling_trainer
 
     def round_(width, base):  # 2 groups of 2 completions; prompts 3 wide, completions `width` wide
         return {"prompt_ids": torch.full((4, 3), base), "prompt_mask": torch.ones(4, 3, dtype=torch.long),
@@ -156,12 +156,14 @@ def test_settings_precedence(tmp_path):
 
 
 def test_launch_command_starts_real_ranks(tmp_path):
-    cmd = grpo.launch_command(tmp_path / "r1_config.json", 2, 29500, quiet=True)
+    from r1cli.training import base, run
+
+    cmd = run.launch_command(base.WORKER_MODULE, tmp_path / "r1_launch.json", 2, 29500, quiet=True)
     assert cmd[1:3] == ["launch", "--multi_gpu"]  # `--cpu --num_processes 2` starts one process
     for flag, value in (("--num_processes", "2"), ("--num_machines", "1"), ("--mixed_precision", "no"),
                         ("--dynamo_backend", "no"), ("--main_process_port", "29500")):
         assert cmd[cmd.index(flag) + 1] == value
-    assert cmd[-4:] == ["-m", "r1cli.cli.grpo", str(tmp_path / "r1_config.json"), "--quiet"]
+    assert cmd[-4:] == ["-m", "r1cli.training.worker", str(tmp_path / "r1_launch.json"), "--quiet"]
 
 
 def test_recipe_unknown_key_is_an_error(tmp_path):
@@ -407,16 +409,24 @@ def test_lora_saves_adapter_and_merged_model(tmp_path, tiny_model):
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
-def test_two_processes_on_cpu(tmp_path, tiny_model):
+def test_two_processes_on_cpu(tmp_path, tiny_model, capfd):
+    """Two ranks of `python -m r1cli.training.worker` (no CLI import, so no RuntimeWarning about it)."""
     out = tmp_path / "run"
-    data = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
-    result = grpo_run("-m", tiny_model, "--data", data, "-r", "format", "--max-steps", "2", "--num-processes", "2",
-                      "-n", "2", "--batch-size", "2", "--max-completion-length", "8", "-o", str(out))
+    stdin = "".join(json.dumps(r) + "\n" for r in PROMPTS)
+    result = grpo_run("-m", tiny_model, "-r", "format", "--template", "r1-zero", "--max-steps", "2",
+                      "--num-processes", "2", "-n", "2", "--batch-size", "2", "--max-completion-length", "8",
+                      "-o", str(out), input=stdin)
     assert result.exit_code == 0, result.output
+    ranks = capfd.readouterr().err  # the ranks' stderr: inherited file descriptors
+    assert "trained 2 steps in " in ranks and "RuntimeWarning" not in ranks and "r1cli.cli" not in ranks, ranks
     config = json.loads((out / "r1_config.json").read_text())
     assert config["processes"] == 2  # two real ranks, not two independent runs
+    # the record is the run as given (stdin, r1-zero), not the ranks' copy of the prompts
+    assert config["trainer"] == "grpo" and config["r1"]["data"] == "-" and config["r1"]["template"] == "r1-zero"
+    assert config["r1"]["num_processes"] == 2 and config["data"]["records"] == 2
     assert [r["step"] for r in metrics(out)] == [1, 2]  # rank 0 alone writes the metrics
-    assert (out / "model.safetensors").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "prompts.jsonl").is_file()
+    assert not (out / "r1_launch.json").exists()
 
 
 # ---- held-out evaluation, the stall warning, the checkpoint policy -----------------------------------

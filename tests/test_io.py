@@ -5,9 +5,10 @@ import re
 import pytest
 
 from r1cli.errors import BadInput, OutputError
-from r1cli.io import (
-    dumps, iter_records, load_prompts, open_output, prepare_prompts, prompt_id, read_records,
-)
+from r1cli.jsonl import dumps
+from r1cli.prompts import load_prompts, prepare_prompts, prompt_id
+from r1cli.sink import open_output
+from r1cli.sources import iter_records, read_records
 
 
 def write_lines(path, lines):
@@ -227,7 +228,7 @@ def test_full_disk_is_a_clear_error_without_partial_line(tmp_path):
     # /dev/full answers every write with ENOSPC.
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
-    from r1cli.io import Sink
+    from r1cli.sink import Sink
 
     target = tmp_path / "o.part"
     target.write_text('{"ok": 1}\n')
@@ -251,14 +252,14 @@ def test_full_disk_is_a_clear_error_without_partial_line(tmp_path):
     ('{"v": 1', "invalid JSON (Expecting ',' delimiter at column 8)"),
 ])
 def test_decode_line_names_the_place(line, message):
-    from r1cli.io import decode_line
+    from r1cli.jsonl import decode_line
 
     with pytest.raises(BadInput, match=re.escape(f"f.jsonl:3: {message}")):
         decode_line(line, "f.jsonl:3")
 
 
 def test_decode_line_keeps_what_json_allows():
-    from r1cli.io import decode_line
+    from r1cli.jsonl import decode_line
 
     assert decode_line('{"n": ' + "1" * 4300 + ', "f": 1e308, "d": [[[1]]]}', "x") == {
         "n": int("1" * 4300), "f": 1e308, "d": [[[1]]]}
@@ -267,15 +268,128 @@ def test_decode_line_keeps_what_json_allows():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_dumps_refuses_nan_naming_the_key(value):
     from r1cli.errors import OutputError
-    from r1cli.io import dumps
+    from r1cli.jsonl import dumps
 
     with pytest.raises(OutputError, match=r"whose 'rewards.acc' is .*JSON has no NaN or Infinity"):
         dumps({"rewards": {"fmt": 1.0, "acc": value}})
 
 
 def test_dumps_escapes_unicode_line_breaks_only():
-    from r1cli.io import dumps
+    from r1cli.jsonl import dumps
 
     line = dumps({"t": "a\u2028b\u2029c\x85d\u00e9\u4e2d"})
     assert line.splitlines() == [line[:-1]] and line.endswith("\n")
     assert "\u00e9\u4e2d" in line and json.loads(line) == {"t": "a\u2028b\u2029c\x85d\u00e9\u4e2d"}
+
+
+# ---- manifests, the lock, atomic files -----------------------------------------------------------
+
+
+def spec(**settings):
+    from r1cli.manifest import Spec
+
+    return Spec("test", {"n": 1, **settings}, frozenset({"workers"}))
+
+
+def test_a_file_output_carries_its_manifest_beside_it(tmp_path):
+    out = tmp_path / "out.jsonl"
+    with open_output(str(out), spec=spec()) as sink:
+        records = sink.track_input(iter([("in:1", {"a": 1}), ("in:2", {"a": 2})]), source="in.jsonl")
+        sink.write_many(record for _, record in records)
+        part = json.loads((tmp_path / "out.jsonl.part.r1.json").read_text())
+        assert part["complete"] is False and part["command"] == "test" and part["settings"] == {"n": 1}
+        assert not (tmp_path / "out.jsonl.r1.json").exists()
+        assert (tmp_path / "out.jsonl.lock").exists()
+    done = json.loads((tmp_path / "out.jsonl.r1.json").read_text())
+    assert done["complete"] is True and done["input"]["records"] == 2 and done["output"]["records"] == 2
+    assert done["input"]["sha256"] == done["output"]["sha256"]  # the same two records, as JSON lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.jsonl.r1.json"]
+
+
+def test_a_failed_run_leaves_neither_file_nor_manifest_nor_lock(tmp_path):
+    with pytest.raises(BadInput):
+        with open_output(str(tmp_path / "out.jsonl"), spec=spec()) as sink:
+            sink.write({"a": 1})
+            raise BadInput("x")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"n": 2}, r"out.jsonl was made with other settings \(--n: 1 on record, 2 now\)"),
+    ({"n": 1, "seed": 3}, r"\(--seed: none on record, 3 now\)"),
+])
+def test_resume_refuses_other_settings_and_keeps_the_file(tmp_path, settings, message):
+    from r1cli.errors import ResumeMismatch
+    from r1cli.manifest import Spec
+
+    out = tmp_path / "out.jsonl"
+    with open_output(str(out), spec=spec()) as sink:
+        sink.write({"a": 1})
+    before = out.read_bytes(), (tmp_path / "out.jsonl.r1.json").read_bytes()
+    with pytest.raises(ResumeMismatch, match=message):
+        with open_output(str(out), resume=True, spec=Spec("test", settings)):
+            raise AssertionError("not reached")
+    assert (out.read_bytes(), (tmp_path / "out.jsonl.r1.json").read_bytes()) == before
+    with open_output(str(out), resume=True, spec=spec(workers=8)) as sink:  # may change: accepted
+        assert sink.resume_records() == 1
+
+
+def test_resume_refuses_another_command(tmp_path):
+    from r1cli.errors import ResumeMismatch
+    from r1cli.manifest import Spec
+
+    out = tmp_path / "out.jsonl"
+    with open_output(str(out), spec=spec()) as sink:
+        sink.write({"a": 1})
+    with pytest.raises(ResumeMismatch, match="was written by r1 test, not r1 score"):
+        with open_output(str(out), resume=True, spec=Spec("score", {"n": 1})):
+            pass
+
+
+def test_an_input_refused_after_records_were_written_leaves_the_file_as_it_was(tmp_path):
+    """The fingerprint on record covers 3 input records: a resume whose third differs is refused when
+    it reads it, and what it wrote from the first two goes again."""
+    from r1cli.errors import ResumeMismatch
+
+    out = tmp_path / "out.jsonl"
+    with open_output(str(out), spec=spec()) as sink:
+        for where, record in sink.track_input(iter([("1", {"a": 1}), ("2", {"a": 2}), ("3", {"a": 3})]), source="x"):
+            pass
+    before = out.read_bytes()
+    with pytest.raises(ResumeMismatch, match="x is not the input .* first 3 records differ"):
+        with open_output(str(out), resume=True, spec=spec()) as sink:
+            sink.resume_records()
+            for where, record in sink.track_input(iter([("1", {"a": 1}), ("2", {"a": 2}), ("3", {"a": 9})]),
+                                                  source="x"):
+                sink.write({"wrote": record["a"]})
+    assert out.read_bytes() == before and not (tmp_path / "out.jsonl.part").exists()
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path):
+    from r1cli.files import exclusive, lock_file
+
+    out = tmp_path / "out.jsonl"
+    with exclusive(lock_file(out), what=str(out)):
+        refused = rf"out.jsonl is being written by another r1 process \(pid {os.getpid()}\)"
+        with pytest.raises(OutputError, match=refused):
+            with open_output(str(out), resume=True):
+                pass
+    assert list(tmp_path.iterdir()) == []  # the refused writer touched nothing, the lock file went with its holder
+
+
+def test_write_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    from r1cli.files import write_atomic, write_json
+
+    path = tmp_path / "sub" / "results.json"
+    write_json(path, {"a": "é"})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"a": "é"}
+
+    def failing(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OutputError, match="cannot write .*results.json: No space left on device") as caught:
+        write_atomic(path, "new")
+    assert "free some space" in caught.value.hint
+    assert json.loads(path.read_text(encoding="utf-8")) == {"a": "é"}  # the old file, whole
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # no temporary left

@@ -84,7 +84,7 @@ def captured(monkeypatch):
         seen["config"] = grpo.grpo_config(settings)
         seen["settings"] = settings
 
-    monkeypatch.setattr(grpo_cli, "start", fake_start)
+    monkeypatch.setattr(grpo_cli._train, "start", fake_start)
     return seen
 
 

@@ -355,6 +355,7 @@ def test_accuracy_code_delegates_to_the_code_reward(monkeypatch):
 
 def test_accuracy_code_without_a_code_reward(monkeypatch):
     monkeypatch.delitem(rewards._REGISTRY, "code", raising=False)
+    monkeypatch.delitem(rewards.REWARDS.builtin, "code")  # a build of r1cli without the code reward
     with pytest.raises(R1Error, match="needs the `code` reward"):
         fn("accuracy")("print(1)", task="code", tests=[])
 

@@ -27,7 +27,7 @@ def test_kill_9_then_resume_is_exactly_once(tiny_model, tmp_path):
     out = tmp_path / "out.jsonl"
     part = tmp_path / "out.jsonl.part"
     args = R1 + ["rollout", str(prompts), "-m", tiny_model, "-n", "3", "--max-new-tokens", "16",
-                 "--batch-size", "6", "-q", "-o", str(out), "--resume"]
+                 "--engine-batch-size", "6", "-q", "-o", str(out), "--resume"]
     proc = subprocess.Popen(args, env=env(), stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and (not part.exists() or part.stat().st_size < 2000):
@@ -47,7 +47,7 @@ def test_kill_9_then_resume_is_exactly_once(tiny_model, tmp_path):
 
 def test_rollout_into_head_is_quiet(tiny_model):
     cmd = (f"{sys.executable} -m r1cli data arithmetic -n 40 | "
-           f"{sys.executable} -m r1cli rollout -m {tiny_model} -n 2 --max-new-tokens 4 --batch-size 4 | head -1")
+           f"{sys.executable} -m r1cli rollout -m {tiny_model} -n 2 --max-new-tokens 4 --engine-batch-size 4 | head -1")
     proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120, env=env())
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["sample"] == 0

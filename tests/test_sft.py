@@ -315,14 +315,18 @@ def test_lora_and_packing(tmp_path, tiny_model):
     assert _changed(_weights(tiny_model), _weights(out))  # the merged adapter moved the weights
 
 
-def test_two_processes_on_cpu(tmp_path, tiny_model):
+def test_two_processes_on_cpu(tmp_path, tiny_model, capfd):
+    """Two ranks of `python -m r1cli.training.worker` (no CLI import, so no RuntimeWarning about it)."""
     out = tmp_path / "run"
     stdin = "".join(json.dumps(r) + "\n" for r in PC)
     result = sft_run("-m", tiny_model, "--max-steps", "2", "--num-processes", "2", "--batch-size", "1",
                      "-o", str(out), input=stdin)
     assert result.exit_code == 0, result.output
+    ranks = capfd.readouterr().err  # the ranks' stderr: inherited file descriptors
+    assert "trained 2 steps in " in ranks and "RuntimeWarning" not in ranks and "r1cli.cli" not in ranks, ranks
     config = json.loads((out / "r1_config.json").read_text())
     assert config["processes"] == 2  # two real ranks, not two independent runs
+    assert config["trainer"] == "sft" and config["r1"]["data"] == "-" and config["r1"]["num_processes"] == 2
     assert [r["step"] for r in metrics(out)] == [1, 2]  # rank 0 alone writes the metrics
     assert (out / "model.safetensors").is_file() and (out / "sft_data.jsonl").is_file()
 

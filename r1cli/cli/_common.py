@@ -8,7 +8,6 @@ import inspect
 import os
 import shlex
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 
 from r1cli.errors import R1Error
+from r1cli.pipeline.clock import BusyClock  # noqa: F401  (commands time their stages with it)
 
 # The one console of the CLI: stderr. stdout carries data only.
 err = Console(stderr=True, highlight=False)
@@ -312,48 +312,6 @@ def input_total(source: str | None, *, per_record: int = 1) -> int | None:
     return lines * per_record
 
 
-class BusyClock:
-    """Wall time less the time spent blocked on the input, for a stage's own rate.
-
-    In `r1 rollout | r1 score`, score spends most of its time waiting for the next record; a
-    rate over wall time (133.7 s → "0/s") measured the rollout, not the scorer.
-    """
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.waiting = 0.0
-
-    def restart(self) -> None:
-        self.start, self.waiting = time.perf_counter(), 0.0
-
-    def reading(self, items: Iterable[Any]) -> Iterator[Any]:
-        """`items`, with the time each one takes to arrive counted as waiting."""
-        source = iter(items)
-        while True:
-            began = time.perf_counter()
-            try:
-                item = next(source)
-            except StopIteration:
-                self.waiting += time.perf_counter() - began
-                return
-            self.waiting += time.perf_counter() - began
-            yield item
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    @property
-    def busy(self) -> float:
-        return max(self.elapsed - self.waiting, 1e-9)
-
-    def waited(self) -> str:
-        """`, 130.1 s of it waiting for input` when the wait was worth saying (≥ 0.5 s and ≥ 10 %)."""
-        if self.waiting >= 0.5 and self.waiting >= 0.1 * self.elapsed:
-            return f", {self.waiting:,.1f} s of it waiting for input"
-        return ""
-
-
 @contextmanager
 def progress_bar(description: str, *, total: float | None, quiet: bool, fields: str = "",
                  **initial: Any) -> Iterator[Any]:
@@ -428,3 +386,8 @@ def summary(line: str, *, quiet: bool) -> None:
     """The one summary line a command ends with, on stderr."""
     if not quiet:
         err.print(line, markup=False, soft_wrap=True)
+
+
+def warn(text: str) -> None:
+    """`Warning: …` on stderr (shown with --quiet too: it is about the data, not progress)."""
+    err.print(f"Warning: {text}", markup=False, soft_wrap=True)

@@ -1,120 +1,204 @@
-"""The inference-engine options every sampling command shares, and `build_engine`.
+"""The engine options of the sampling commands, derived from the engines' own declarations.
 
-A command declares the options it offers with these aliases (each defaults to None = not given)
-and passes them all to `build_engine`, which refuses an option the chosen engine does not use
-(a usage error, exit 2) and fills in each engine's own defaults:
+`@with_engine_options()` gives a command `--engine` and one flag per engine option: every field
+of every engine's options dataclass (r1cli.engines.options), with the help, bounds and defaults
+the declarations carry. The command receives one `EngineChoice`, already checked: an option the
+chosen engine does not take, a missing --base-url or a bad value is a usage error (exit 2) that
+names the flag, before any input is read.
 
-    eng = build_engine(engine, model, base_url=base_url, concurrency=concurrency, dtype=dtype, …)
+    @with_engine_options(aliases={"--batch-size": "batch_size"})
+    def rollout_cmd(..., engine: EngineArg = "hf", ...) -> None:
+        eng = build_engine(engine, model)
+
+No command lists the engine options itself, so an engine added to the registry brings its flags
+to rollout, eval and distill without an edit here.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, Field, dataclass, fields
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from r1cli.cli._common import complete_engine
+from r1cli.cli._common import complete_engine, err
+from r1cli.engines.options import EngineChoice, EngineOptions, declared, flag_of, option_types
+from r1cli.errors import PluginError
 
-EngineOpt = Annotated[
-    str,
-    typer.Option("--engine", autocompletion=complete_engine,
-                 help="Inference engine: hf (transformers, any machine), vllm (in-process vLLM, "
-                      "CUDA GPU), openai (an OpenAI-compatible server at --base-url)."),
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option("--base-url", metavar="URL",
-                 help="openai engine: the server's API root, e.g. http://127.0.0.1:8000/v1 (a bare host gets /v1)."),
-]
-ApiKeyEnvOpt = Annotated[
-    str | None,
-    typer.Option("--api-key-env", metavar="VAR",
-                 help="openai engine: environment variable holding the API key (default: OPENAI_API_KEY when "
-                      "set). The key itself is never printed."),
-]
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", min=1, help="openai engine: requests in flight at once (default 16).")
-]
-RequestTimeoutOpt = Annotated[
-    float | None,
-    typer.Option("--request-timeout", min=0.001, metavar="SECONDS",
-                 help="openai engine: give up on a request after this long, then retry it (default 600)."),
-]
-MaxRetriesOpt = Annotated[
-    int | None,
-    typer.Option("--max-retries", min=0,
-                 help="openai engine: retries of a request on 429, 5xx, timeouts and dropped connections, with "
-                      "exponential backoff and Retry-After (default 5)."),
-]
-TensorParallelSizeOpt = Annotated[
-    int | None, typer.Option("--tensor-parallel-size", min=1, help="vllm engine: GPUs one model is split over (default 1).")
-]
-GpuMemoryUtilizationOpt = Annotated[
-    float | None,
-    typer.Option("--gpu-memory-utilization", min=0.01, max=1.0,
-                 help="vllm engine: share of GPU memory for weights and KV cache (default 0.9)."),
-]
-DtypeOpt = Annotated[
-    str | None,
-    typer.Option("--dtype", help="hf, vllm engines: float32, bfloat16 or float16 (default: hf: bf16 on GPU and on "
-                                 "CPUs with bf16 instructions, else fp32; vllm: the checkpoint's)."),
-]
-BatchSizeOpt = Annotated[
-    int | None,
-    typer.Option("--batch-size", min=1,
-                 help="Sequences per engine call (default: hf 64; vllm 512; openai max(64, --concurrency))."),
-]
+EngineArg = EngineChoice
+"""The annotation of a command's `engine` parameter; its default is the default engine's name."""
 
-# which option each engine takes (by keyword), and the flag that sets it
-APPLIES: dict[str, frozenset[str]] = {
-    "hf": frozenset({"batch_size", "dtype"}),
-    "vllm": frozenset({"batch_size", "dtype", "tensor_parallel_size", "gpu_memory_utilization"}),
-    "openai": frozenset({"batch_size", "base_url", "api_key_env", "concurrency", "request_timeout", "max_retries"}),
-}
-DEFAULT_MODEL = "smollm2-135m"  # for the engines that load the model themselves
-DEFAULTS: dict[str, dict[str, Any]] = {"hf": {"batch_size": 64}}
+PANEL = "Engine options"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def flag(option: str) -> str:
-    """The command-line spelling of an engine option: base_url → --base-url."""
-    return "--" + option.replace("_", "-")
+@dataclass(frozen=True)
+class EngineFlag:
+    """One command-line flag for an option field that one or more engines declare."""
+
+    field: str  # the options field, e.g. batch_size
+    flag: str  # e.g. --engine-batch-size
+    kind: type
+    help: str  # as --help shows it: which engines take it, and their defaults
+    about: str  # what it is, as declared: "sequences per engine call"
+    engines: tuple[str, ...]
+    min: float | None = None
+    max: float | None = None
+    metavar: str | None = None
+
+    @property
+    def param(self) -> str:
+        return f"engine_option_{self.field}"
+
+    def annotation(self, *names: str, hidden: bool = False) -> Any:
+        return Annotated[self.kind | None, typer.Option(
+            *(names or (self.flag,)), help=self.help, min=self.min, max=self.max, metavar=self.metavar,
+            hidden=hidden, show_default=False, rich_help_panel=PANEL)]
 
 
-def engine_options(engine: str, model: str | None, **opts: Any) -> tuple[str | None, dict[str, Any]]:
-    """(model, keyword arguments) for `get_engine`, after checking which options apply.
+def engine_help(engines: Sequence[str] | None = None) -> str:
+    """The help of --engine: each engine's name and its one-line summary."""
+    from r1cli.engines import ENGINES
 
-    Options that are None were not given. An option the engine does not use, or an openai engine
-    without --base-url, is a usage error naming the flag.
+    names = [n for n in ENGINES if engines is None or n in engines]
+    described = []
+    for name in names:
+        try:
+            summary = getattr(ENGINES.load(name), "summary", "")
+        except PluginError:  # a broken plugin: its name only (choosing it reports why)
+            summary = ""
+        described.append(f"{name} ({summary})" if summary else name)
+    return "Inference engine: " + ", ".join(described) + "."
+
+
+def engine_flags(engines: Sequence[str] | None = None, *, prefix: str = "") -> list[EngineFlag]:
+    """The flags of every option the engines declare (all registered engines, or `engines`), one per
+    field name, in declaration order. An option that only some of them take says which."""
+    classes = {name: cls for name, cls in declared().items() if engines is None or name in engines}
+    takers: dict[str, list[tuple[str, Field[Any], Any]]] = {}
+    for name, cls in classes.items():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            takers.setdefault(f.name, []).append((name, f, hints[f.name]))
+    out = []
+    for key, entries in takers.items():
+        _, first, hint = entries[0]
+        names = tuple(name for name, _, _ in entries)
+        kinds, _ = option_types(hint)
+        out.append(EngineFlag(field=key, flag=flag_of(first), kind=kinds[0], engines=names,
+                              about=first.metadata.get("help", ""),
+                              help=_help(entries, all_engines=len(names) == len(classes), prefix=prefix),
+                              min=first.metadata.get("min"), max=first.metadata.get("max"),
+                              metavar=first.metadata.get("metavar")))
+    return out
+
+
+def _help(entries: list[tuple[str, Field[Any], Any]], *, all_engines: bool, prefix: str) -> str:
+    """'openai engine: requests in flight at once (default 16).' from the declarations."""
+    _, first, _ = entries[0]
+    text = first.metadata.get("help", "")
+    if all_engines:
+        text = prefix + (text[:1].upper() + text[1:] if not prefix else text)
+    else:
+        names = [name for name, _, _ in entries]
+        text = f"{prefix}{', '.join(names)} engine{'s' if len(names) > 1 else ''}: {text}"
+    if any(f.metadata.get("required") for _, f, _ in entries):
+        return f"{text} (required)."
+    defaults = [(name, _default_text(f)) for name, f, _ in entries]
+    shown = [(name, d) for name, d in defaults if d is not None]
+    if not shown:
+        return text + "."
+    if len({d for _, d in defaults}) == 1:
+        return f"{text} (default {shown[0][1]})."
+    per = "; ".join(f"{name}{':' if ' ' in d else ''} {d}" for name, d in shown)
+    return f"{text} (default: {per})."
+
+
+def _default_text(f: Field[Any]) -> str | None:
+    if f.metadata.get("default_text"):
+        return f.metadata["default_text"]
+    default = f.default if f.default is not MISSING else None
+    if default is None:
+        return None
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def with_engine_options(*, engines: Sequence[str] | None = None, aliases: Mapping[str, str] | None = None,
+                        prefix: str = "") -> Callable[[F], F]:
+    """Replace a command's `engine` parameter by `--engine` and the engine flags; call the command
+    with `engine=EngineChoice(...)`.
+
+    `engines`: offer only these (one engine: no --engine flag, e.g. grpo's r1 generation, always
+    hf). `aliases`: hidden old spellings of a flag (alias → options field), which still work and
+    print a deprecation warning. `prefix`: put in front of every flag's help.
     """
-    from r1cli.engines import ENGINES, unknown_engine
+    aliases = dict(aliases or {})
 
-    if engine not in ENGINES:
-        raise unknown_engine(engine)
-    given = {k: v for k, v in opts.items() if v is not None}
-    unknown = sorted(set(given) - set().union(*APPLIES.values()))
-    if unknown:
-        raise TypeError(f"build_engine() got unknown options: {', '.join(unknown)}")
-    wrong = sorted(set(given) - APPLIES[engine])
-    if wrong:
-        users = sorted(e for e in APPLIES if wrong[0] in APPLIES[e])
-        raise typer.BadParameter(f"{flag(wrong[0])} applies to --engine {' or '.join(users)}, not {engine}",
-                                 param_hint=flag(wrong[0]))
-    if engine == "openai" and "base_url" not in given:
-        raise typer.BadParameter("--engine openai needs --base-url URL (e.g. http://127.0.0.1:8000/v1)",
-                                 param_hint="--base-url")
-    if engine != "openai" and model is None:
-        model = DEFAULT_MODEL
-    if engine != "openai":  # the served model's name is the server's business
-        from r1cli.models import check_spec
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)
+        if "engine" not in signature.parameters:
+            raise TypeError(f"{fn.__name__} has no `engine` parameter to put the engine options in")
+        default = signature.parameters["engine"].default
+        if not isinstance(default, str):
+            raise TypeError(f"{fn.__name__}: the default of `engine` must be an engine name")
+        flags = engine_flags(engines, prefix=prefix)
+        by_field = {f.field: f for f in flags}
+        choose = engines is None or len(engines) > 1
+        renamed = {alias: (f"engine_alias_{i}", by_field[field]) for i, (alias, field) in enumerate(aliases.items())}
+        params = []
+        for p in signature.parameters.values():
+            if p.name != "engine":
+                params.append(p)
+                continue
+            if choose:
+                params.append(p.replace(annotation=Annotated[str, typer.Option(
+                    "--engine", autocompletion=complete_engine, help=engine_help(engines), rich_help_panel=PANEL)]))
+            params += [inspect.Parameter(f.param, p.kind, default=None, annotation=f.annotation()) for f in flags]
+            params += [inspect.Parameter(param, p.kind, default=None, annotation=f.annotation(alias, hidden=True))
+                       for alias, (param, f) in renamed.items()]
 
-        check_spec(model)  # a misspelt alias fails here, before the engine imports torch
-    return model, {**DEFAULTS.get(engine, {}), **given}
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            name = kwargs.pop("engine", default) if choose else default
+            given = {f.field: kwargs.pop(f.param, None) for f in flags}
+            for alias, (param, f) in renamed.items():
+                value = kwargs.pop(param, None)
+                if value is None:
+                    continue
+                if given.get(f.field) is not None:
+                    raise typer.BadParameter(f"{alias} and {f.flag} are the same option: give {f.flag} only",
+                                             param_hint=alias)
+                err.print(f"Warning: {alias} is deprecated here: use {f.flag} ({f.about}).",
+                          markup=False, soft_wrap=True)
+                given[f.field] = value
+            kwargs["engine"] = choose_engine(name, given)
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
-def build_engine(engine: str, model: str | None, **opts: Any) -> Any:
-    """The engine `engine` for `model` (None: smollm2-135m for hf/vllm, the served model for openai),
-    with the options the command received (None = not given)."""
-    from r1cli.engines import get_engine
+def choose_engine(name: str, given: Mapping[str, Any]) -> EngineChoice:
+    """The checked EngineChoice of the flags given (None = not given); a bad option is a usage error."""
+    from r1cli.errors import BadOption
 
-    model, kwargs = engine_options(engine, model, **opts)
-    return get_engine(engine, model, **kwargs)  # type: ignore[arg-type]
+    try:
+        return EngineChoice(name, {k: v for k, v in given.items() if v is not None})
+    except BadOption as exc:
+        raise typer.BadParameter(exc.message + (f"; {exc.hint}" if exc.hint else ""), param_hint=exc.flag) from None
+
+
+def build_engine(engine: EngineChoice, model: str | None) -> Any:
+    """The chosen engine for `model` (None: smollm2-135m for hf/vllm, the served model for openai)."""
+    return engine.build(model)
+
+
+__all__ = ["EngineArg", "EngineChoice", "EngineFlag", "EngineOptions", "build_engine", "choose_engine",
+           "engine_flags", "engine_help", "with_engine_options"]

@@ -8,9 +8,11 @@ import typer
 
 from r1cli import tasks
 from r1cli.cli._common import OutputOpt, QuietOpt, SeedOpt, reports_errors, summary
-from r1cli.io import open_output
+from r1cli.cli._tasks import TaskGroup
+from r1cli.sink import open_output
 
 data_app = typer.Typer(
+    cls=TaskGroup,  # adds `r1 data NAME` for the tasks of installed plugins
     help="Generate verifiable tasks (countdown, arithmetic) as prompt records with gold answers.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -57,7 +59,7 @@ def arithmetic_cmd(
     num: NumOpt = 100,
     difficulty: Annotated[
         int,
-        typer.Option("--difficulty", "-d", min=1, max=5, help="1 (2 operations, no parentheses) … 5 (6 operations)."),
+        typer.Option("--difficulty", min=1, max=5, help="1 (2 operations, no parentheses) … 5 (6 operations)."),
     ] = 2,
     seed: SeedOpt = 0,
     output: OutputOpt = "-",

@@ -11,7 +11,8 @@ from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, RewardOpt, SplitOpt,
     SystemOpt, TemplateOpt, complete_model, progress_bar, reward_params, summary,
 )
-from r1cli.cli.rollout import EngineOpt, MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt
+from r1cli.cli._engine import EngineArg, build_engine, with_engine_options
+from r1cli.cli.rollout import MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt
 from r1cli.cli.score import TimeoutOpt, WorkersOpt
 from r1cli.cli.sft import (
     BatchSizeOpt, ConfigOpt, EpochsOpt, GradAccumOpt, LearningRateOpt, LoraOpt, MaxLengthOpt, MaxStepsOpt,
@@ -23,11 +24,10 @@ StudentOpt = Annotated[str, typer.Option("--student", autocompletion=complete_mo
 PromptsOpt = Annotated[str, typer.Option("--data", "-d", help="Prompt records: a .jsonl/.json/.parquet file, '-' (stdin) or a HF dataset name.")]
 FolderOpt = Annotated[str, typer.Option("--output", "-o", help="Folder for every stage: rollouts.jsonl, scored.jsonl, selected.jsonl, student/.")]
 MethodOpt = Annotated[str, typer.Option("--method", help="sft: fine-tune on the kept samples (R1's distillation); gkd: TRL's GKDTrainer, logit distillation on them and on the student's own samples; on-policy: the student samples the prompts and learns the teacher's distributions on them (reverse KL; TRL's DistillationTrainer). gkd and on-policy need a shared tokenizer.")]
-RolloutBatchOpt = Annotated[int, typer.Option("--rollout-batch-size", min=1, help="Sequences the teacher generates together.")]
 DistillSeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed of the rollouts (default 0) and of the student's training (default: the recipe's, else TRL's 42).")]
-DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="Teacher dtype for rollouts: float32, bfloat16 or float16 (default as r1 rollout).")]
 
 
+@with_engine_options(aliases={"--rollout-batch-size": "batch_size"})  # the teacher's engine
 def distill_cmd(
     teacher: TeacherOpt,
     student: StudentOpt,
@@ -44,9 +44,7 @@ def distill_cmd(
     template: TemplateOpt = None,
     system: SystemOpt = None,
     prefill: PrefillOpt = None,
-    engine: EngineOpt = "hf",
-    rollout_batch_size: RolloutBatchOpt = 64,
-    dtype: DtypeOpt = None,
+    engine: EngineArg = "hf",  # type: ignore[assignment]  # --engine and its options: an EngineChoice
     reward: RewardOpt = None,
     reward_arg: RewardArgOpt = None,
     workers: WorkersOpt = None,
@@ -103,8 +101,9 @@ def distill_cmd(
                           "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed,
                           "max_completion_length": max_new_tokens, "temperature": temperature})
         return
+    from r1cli.cli._common import warn
     from r1cli.engines import SamplingParams
-    from r1cli.training.distill import DistillSettings, distill
+    from r1cli.pipeline.distill import DistillSettings, distill
 
     policy = rs.policy_from_options(**{name: value for name, value in locals().items() if name in rs.POLICY_OPTIONS})
     specs = list(reward or ["accuracy", "format"])
@@ -120,10 +119,10 @@ def distill_cmd(
     settings = DistillSettings.build(
         teacher=teacher, student=student, output=output, method=method, sft_flags=sft_flags, recipe=config,
         data=data, sampling=sampling, template=template, system=system, prefill=prefill, split=split, prompt_field=prompt_field,
-        answer_field=answer_field, extract_answer=extract_answer, engine=engine, rollout_batch_size=rollout_batch_size,
-        dtype=dtype, rewards=tuple(specs), policy=policy, score_workers=workers, score_timeout=timeout,
+        answer_field=answer_field, extract_answer=extract_answer, engine=engine, rewards=tuple(specs), policy=policy, score_workers=workers, score_timeout=timeout,
         reward_params=reward_params(reward_arg or [], language if "language" in names else None, names))
-    result = distill(settings, progress=lambda name: progress_bar(name, total=None, quiet=quiet),
+    result = distill(settings, make_engine=lambda: build_engine(engine, teacher), warn=warn,
+                     progress=lambda name: progress_bar(name, total=None, quiet=quiet),
                      log=lambda line: summary(line, quiet=quiet))
     sums = result.summaries
     done = [name for name, how in result.ran.items() if how == "skipped"]

@@ -13,10 +13,7 @@ from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, SeedOpt, SplitOpt, SystemOpt,
     TemplateOpt, complete_model, err, progress_bar, reward_params, summary,
 )
-from r1cli.cli._engine import (
-    ApiKeyEnvOpt, BaseUrlOpt, BatchSizeOpt, ConcurrencyOpt, DtypeOpt, EngineOpt, GpuMemoryUtilizationOpt, MaxRetriesOpt,
-    RequestTimeoutOpt, TensorParallelSizeOpt, build_engine,
-)
+from r1cli.cli._engine import EngineArg, build_engine, with_engine_options
 from r1cli.cli.rollout import MaxNewTokensOpt, TemperatureOpt, TopKOpt, TopPOpt
 
 DataOpt = Annotated[
@@ -53,6 +50,7 @@ PassKOpt = Annotated[
 ]
 
 
+@with_engine_options(aliases={"--batch-size": "batch_size"})  # --engine and every engine's options
 def eval_cmd(
     model: Annotated[str | None, typer.Option("--model", "-m", autocompletion=complete_model, help="Model: hub id, local folder, or alias (smollm2-135m, tiny); default smollm2-135m.")] = None,
     data: DataOpt = None,
@@ -67,22 +65,13 @@ def eval_cmd(
     think_budget: ThinkBudgetOpt = None,
     min_think: MinThinkOpt = None,
     protocol: ProtocolOpt = None,
-    stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, as in r1 rollout (repeatable; e.g. </answer> with --template r1-zero).")] = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, which it keeps, as in r1 rollout (repeatable; e.g. </answer> with --template r1-zero).")] = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
     prefill: PrefillOpt = None,
     instruction: Annotated[str | None, typer.Option("--instruction", help="Text appended to every prompt (default: a preset's own, R1's 'Please reason step by step…'; none for files; '' = none).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions of each benchmark.")] = None,
-    engine: EngineOpt = "hf",
-    dtype: DtypeOpt = None,
-    batch_size: BatchSizeOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    request_timeout: RequestTimeoutOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    tensor_parallel_size: TensorParallelSizeOpt = None,
-    gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
+    engine: EngineArg = "hf",  # type: ignore[assignment]  # the decorator hands over a checked EngineChoice
     split: SplitOpt = None,
     prompt_field: PromptFieldOpt = None,
     answer_field: AnswerFieldOpt = None,
@@ -104,7 +93,7 @@ def eval_cmd(
         r1 eval --from scored.jsonl --pass-k 1,8
     """
     from r1cli import evaluation
-    from r1cli.io import dumps
+    from r1cli.jsonl import dumps
 
     settings = _settings(locals())
     params = reward_params(reward_arg or [], None, list(evaluation.EVAL_REWARDS))
@@ -120,10 +109,7 @@ def eval_cmd(
         benches = [evaluation.load_benchmark(d, split=split, prompt_field=prompt_field, answer_field=answer_field,
                                              extract=extract_answer, instruction=instruction, limit=limit, seed=seed)
                    for d in data or ()]  # every benchmark loads (or fails) before the model does
-        eng = build_engine(engine, model, batch_size=batch_size, dtype=dtype, base_url=base_url,
-                           api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
-                           max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
-                           gpu_memory_utilization=gpu_memory_utilization)
+        eng = build_engine(engine, model)
         settings = _resolved(settings, eng)
         for bench in benches:
             with progress_bar(bench.name, total=len(bench.records), quiet=quiet) as bar:
@@ -170,15 +156,16 @@ def _settings(flags: dict[str, Any]) -> Any:
                 raise typer.BadParameter(f"--protocol {protocol} sets {_flag(key)}: drop one of them",
                                          param_hint=_flag(key))
         protocol_values = {k: v for k, v in PROTOCOLS[protocol].items() if k in defaults and k != "samples"}
+    options = flags["engine"].options.to_dict()
     try:
         budgets = _budgets(flags["think_budget"])
         flags = {**flags, **protocol_values}
         return EvalSettings(
-            model=None if flags["from_files"] else flags["model"], engine=flags["engine"],
+            model=None if flags["from_files"] else flags["model"], engine=flags["engine"].name,
             template=flags["template"], system=flags["system"], prefill=flags["prefill"], samples=flags["samples"],
             temperature=flags["temperature"], top_p=flags["top_p"], top_k=flags["top_k"],
             max_new_tokens=flags["max_new_tokens"], seed=flags["seed"], pass_k=_ks(flags["pass_k"]),
-            dtype=flags["dtype"], batch_size=flags["batch_size"] or 64, limit=flags["limit"],
+            dtype=options.get("dtype"), batch_size=options.get("batch_size") or 64, limit=flags["limit"],
             instruction=flags["instruction"], from_files=tuple(flags["from_files"] or ()), protocol=protocol,
             think_budget=budgets, min_think=flags["min_think"], stop=tuple(flags["stop"] or ()))
     except ValueError as exc:

@@ -11,18 +11,18 @@ from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, ModelOpt, PrefillOpt, PromptFieldOpt, QuietOpt, RewardArgOpt, RewardOpt, SplitOpt,
     SystemOpt, TemplateOpt, reward_params,
 )
-from r1cli.cli._train import report, start, train_here
-
-
-def _opt(kind: Any, *names: str, help: str, **kw: Any) -> Any:  # noqa: A002
-    return Annotated[kind | None, typer.Option(*names, help=help, **kw)]
-
+from r1cli.cli._engine import EngineArg, with_engine_options
+from r1cli.cli._train import (
+    EvalDataOpt, EvalEveryOpt, EvalSamplesOpt, GradAccumOpt, LoraOpt, MaxStepsOpt, NumProcessesOpt, RunDirOpt,
+    SaveBestOpt, SaveStepsOpt, SaveTotalLimitOpt, TrainResumeOpt, TrainSeedOpt,
+)
+from r1cli.cli._train import opt as _opt
 
 DataOpt = _opt(str, "--data", "-d", help="Prompt records: a .jsonl/.json/.parquet file, '-' (stdin, the default) or a HF dataset name.")
-RunDirOpt = _opt(str, "--output", "-o", help="Run folder: final model + tokenizer, checkpoints, metrics.jsonl, r1_config.json.")
 ConfigOpt = _opt(str, "--config", "-c", help="YAML recipe: GRPOConfig fields, and r1 settings under 'r1:'. Flags override it.")
 
 
+@with_engine_options(engines=("hf",), prefix="r1 generation: ")  # the hf engine's --engine-batch-size, --dtype
 def grpo_cmd(
     model: ModelOpt = None,  # type: ignore[assignment]  # None: the recipe's, else smollm2-135m
     data: DataOpt = None,
@@ -41,16 +41,17 @@ def grpo_cmd(
     loss: _opt(str, "--loss", help="TRL loss_type: grpo, dr_grpo, dapo, bnpo, cispo, sapo, … (TRL default dapo).") = None,
     epsilon: _opt(float, "--epsilon", help="Lower clip range of the ratio (TRL default 0.2).") = None,
     epsilon_high: _opt(float, "--epsilon-high", help="Upper clip range (DAPO clip-higher: 0.28); default = --epsilon.") = None,
-    max_steps: _opt(int, "--max-steps", help="Optimisation steps (overrides --epochs).") = None,
+    max_steps: MaxStepsOpt = None,
     epochs: _opt(float, "--epochs", help="Passes over the prompts (TRL default 3).") = None,
     batch_size: _opt(int, "--batch-size", min=1, help="Completions per process per micro-step (TRL's per_device_train_batch_size); prompts per step = batch × grad-accum × processes / generations.") = None,
-    grad_accum: _opt(int, "--grad-accum", min=1, help="Gradient accumulation steps.") = None,
-    seed: _opt(int, "--seed", help="Random seed (TRL default 42).") = None,
+    grad_accum: GradAccumOpt = None,
+    seed: TrainSeedOpt = None,
     dynamic_sampling: _opt(bool, "--dynamic-sampling/--no-dynamic-sampling", help="DAPO: drop groups whose rewards are all equal and sample more prompts to refill the batch.") = None,
-    lora: _opt(str, "--lora", metavar="R[,ALPHA]", help="Train a LoRA adapter of rank R (alpha default 2R) with PEFT; the merged model is saved.") = None,
+    lora: LoraOpt = None,
     use_vllm: _opt(bool, "--use-vllm/--no-vllm", help="Generate with vLLM (GPU only; needs r1cli's vllm extra).") = None,
     vllm_mode: _opt(str, "--vllm-mode", help="colocate (same GPU) or server (trl vllm-serve); GPU only.") = None,
     generation: _opt(str, "--generation", help="Who generates: r1 (r1's hf engine on the policy, the default) or trl (TRL's own; also with --use-vllm).") = None,
+    engine: EngineArg = "hf",  # type: ignore[assignment]  # r1 generation's engine options
     think_budget: _opt(int, "--think-budget", min=1, metavar="N", help="Budget forcing in r1 generation: close the think block after N tokens (</think> and the template's answer opening).") = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, as in r1 rollout (repeatable; r1 generation).")] = None,
     importance_sampling_level: _opt(str, "--importance-sampling-level", help="token, or sequence = GSPO: one importance ratio per sequence.") = None,
@@ -63,14 +64,14 @@ def grpo_cmd(
     vllm_importance_sampling_mode: _opt(str, "--vllm-importance-sampling-mode", help="token_truncate, token_mask, sequence_truncate or sequence_mask (TRL default): how that correction is applied.") = None,
     vllm_importance_sampling_clip_max: _opt(float, "--vllm-importance-sampling-clip-max", help="Upper bound of the correction's ratio (TRL default 3).") = None,
     vllm_importance_sampling_clip_min: _opt(float, "--vllm-importance-sampling-clip-min", help="Lower bound of the correction's ratio.") = None,
-    eval_data: _opt(str, "--eval-data", help="Held-out prompt records scored like r1 eval every --eval-every steps (eval/… in metrics.jsonl).") = None,
-    eval_every: _opt(int, "--eval-every", min=1, help="Evaluate on --eval-data every N optimisation steps.") = None,
-    eval_samples: _opt(int, "--eval-samples", min=1, help="Samples per held-out prompt (pass@1 over K, cons@K; default 4).") = None,
-    save_best: _opt(str, "--save-best", metavar="METRIC", help="Keep the weights with the best held-out METRIC (pass@1, cons@K, format) in OUTPUT/best/.") = None,
-    save_steps: _opt(int, "--save-steps", min=1, help="Write a checkpoint every N steps (default 50).") = None,
-    save_total_limit: _opt(int, "--save-total-limit", min=1, help="Checkpoints kept, oldest deleted first (default 2; each holds the optimizer state).") = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o, same step count and data order.")] = False,
-    num_processes: Annotated[int, typer.Option("--num-processes", min=1, help="Training processes, started with `accelerate launch` (gloo on CPU).")] = 1,
+    eval_data: EvalDataOpt = None,
+    eval_every: EvalEveryOpt = None,
+    eval_samples: EvalSamplesOpt = None,
+    save_best: SaveBestOpt = None,
+    save_steps: SaveStepsOpt = None,
+    save_total_limit: SaveTotalLimitOpt = None,
+    resume: TrainResumeOpt = False,
+    num_processes: NumProcessesOpt = 1,
     split: SplitOpt = None,
     prompt_field: PromptFieldOpt = None,
     answer_field: AnswerFieldOpt = None,
@@ -84,7 +85,7 @@ def grpo_cmd(
         r1 grpo --data prompts.jsonl -c examples/recipes/dapo.yaml -o runs/dapo --resume
         r1 grpo --data prompts.jsonl -m tiny --max-steps 2 --num-processes 2 -o runs/ddp
     """
-    from r1cli.training.grpo import GRPOSettings, launch
+    from r1cli.training.grpo import GRPOSettings
 
     specs = list(reward) if reward else None
     names = [s.partition(":")[0].strip() for s in specs or ["accuracy", "format"]]
@@ -94,12 +95,12 @@ def grpo_cmd(
         "reward_params": reward_params(reward_arg or [], None, names) or None,
         "template": template, "system": system, "prefill": prefill, "split": split, "prompt_field": prompt_field,
         "answer_field": answer_field, "extract_answer": extract_answer, "dynamic_sampling": dynamic_sampling,
-        "lora": lora, "resume": resume or None, "num_processes": num_processes if num_processes > 1 else None,
-        "output": output, "num_generations": num_generations, "max_completion_length": max_completion_length,
+        "lora": lora, "output": output, "num_generations": num_generations, "max_completion_length": max_completion_length,
         "temperature": temperature, "learning_rate": learning_rate, "beta": beta, "loss": loss, "epsilon": epsilon,
         "epsilon_high": epsilon_high, "max_steps": max_steps, "epochs": epochs, "batch_size": batch_size,
         "grad_accum": grad_accum, "seed": seed, "use_vllm": use_vllm, "vllm_mode": vllm_mode,
         "generation": generation, "stop": tuple(stop) if stop else None, "think_budget": think_budget,
+        "generation_options": engine.given() or None,
         "importance_sampling_level": importance_sampling_level, "scale_rewards": scale_rewards,
         "mask_truncated": mask_truncated, "top_entropy_quantile": top_entropy_quantile, "entropy_coef": entropy_coef,
         "multi_objective_aggregation": multi_objective_aggregation,
@@ -110,35 +111,10 @@ def grpo_cmd(
         "eval_data": eval_data, "eval_every": eval_every, "eval_samples": eval_samples, "save_best": save_best,
         "save_steps": save_steps, "save_total_limit": save_total_limit,
     }
-    settings = GRPOSettings.build(flags, config)
-    start(settings, launch=launch, run=run, quiet=quiet)
+    settings = GRPOSettings.build(_train.run_flags(**flags, resume=resume, num_processes=num_processes), config)
+    _train.start(settings, quiet=quiet, warn=_train.warn)
 
 
 def run(settings: Any, *, quiet: bool) -> None:
     """Train in this process with a progress bar on stderr, then print the summary line."""
-    from r1cli.training.grpo import train
-
-    result = train_here("grpo", train, settings, quiet=quiet, stats=_stats, warn=_train.warn)
-    report(result, _stats(result.last, trl_names=True), quiet=quiet)
-
-
-def _stats(values: dict[str, Any], *, trl_names: bool = False) -> str:
-    keys = ({"reward": "reward", "accuracy": "rewards/accuracy/mean", "length": "completions/mean_length"}
-            if trl_names else {"reward": "reward", "accuracy": "accuracy", "length": "length"})
-    parts = []
-    for label, key in keys.items():
-        value = values.get(key)
-        if isinstance(value, (int, float)):
-            parts.append(f"{label} {value:.3g}" if label != "length" else f"{label} {value:.0f}")
-    return ", ".join(parts)
-
-
-def worker_main(argv: list[str] | None = None) -> None:
-    """Entry point of each rank under `accelerate launch` (`python -m r1cli.cli.grpo CONFIG`)."""
-    from r1cli.training.grpo import worker_settings
-
-    _train.worker_main(worker_settings, run, argv)
-
-
-if __name__ == "__main__":
-    worker_main()
+    _train.run(settings, quiet=quiet, warn=_train.warn)

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from r1cli.cli._common import (
-    BusyClock, InputArg, OutputOpt, QuietOpt, SkipInvalidOpt, SplitOpt, input_total, progress_bar, summary,
+    InputArg, OutputOpt, QuietOpt, SkipInvalidOpt, SplitOpt, input_total, progress_bar, summary,
 )
-from r1cli.select import DEDUP, FORMATS, REASONS, SelectPolicy, SelectStats
+from r1cli.reject_sampling import DEDUP, FORMATS, REASONS, SelectPolicy, SelectStats
 
 DEFAULTS = SelectPolicy()
 
@@ -121,20 +121,15 @@ def reject_sample_cmd(
         r1 reject-sample scored.jsonl --max-per-prompt 4 --dedup near --format messages -o sft.jsonl
         r1 reject-sample scored.jsonl --no-correct-only --min-reward 1.5 --strip-think --max-tokens 2048
     """
-    from r1cli.io import iter_records, open_output
-    from r1cli.select import select_groups
+    from r1cli.pipeline.stages import Source, select_file
 
     policy = policy_from_options(**{name: value for name, value in locals().items() if name in POLICY_OPTIONS})
-    stats = SelectStats()
-    skipped: list[str] = []
-    clock = BusyClock()  # the rate counts selecting, not waiting on a pipe
-    records = clock.reading(iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped))
-    with open_output(output) as sink, progress_bar("records", total=input_total(path), quiet=quiet) as bar:
-        for kept in select_groups(records, policy, stats):
-            sink.write_many(kept)  # a group is written (and flushed) as soon as it is decided
-            bar.update(completed=stats.records_in)
-    line = summary_line(stats, clock.elapsed, busy=clock.busy) + clock.waited()
-    summary(line + (f"; {len(skipped):,} invalid lines skipped" if skipped else ""), quiet=quiet)
+    total = input_total(path)
+    result = select_file(Source(path=path, split=split, skip_invalid=skip_invalid), output, policy,
+                         progress=lambda _: progress_bar("records", total=total, quiet=quiet))
+    line = summary_line(result.stats, result.clock.elapsed, busy=result.clock.busy) + result.clock.waited()
+    invalid = len(result.invalid)
+    summary(line + (f"; {invalid:,} invalid lines skipped" if invalid else ""), quiet=quiet)
 
 
 def summary_line(stats: SelectStats, elapsed: float, busy: float | None = None) -> str:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Annotated
 
 import typer
 
 from r1cli.cli._common import (
     AnswerFieldOpt, ExtractAnswerOpt, InputArg, ModelOpt, OutputOpt, PromptFieldOpt, QuietOpt, ResumeOpt, SeedOpt,
-    BusyClock, SkipInvalidOpt, SplitOpt, SystemOpt, TemplateOpt, PrefillOpt, input_total, progress_bar, summary,
+    SkipInvalidOpt, SplitOpt, SystemOpt, TemplateOpt, PrefillOpt, input_total, progress_bar, summary, warn,
 )
-from r1cli.cli._engine import (
-    ApiKeyEnvOpt, BaseUrlOpt, BatchSizeOpt, ConcurrencyOpt, DtypeOpt, EngineOpt, GpuMemoryUtilizationOpt, MaxRetriesOpt,
-    RequestTimeoutOpt, TensorParallelSizeOpt, build_engine,
-)
+from r1cli.cli._engine import EngineArg, build_engine, with_engine_options
 
 SamplesOpt = Annotated[int, typer.Option("--samples", "-n", min=1, help="Completions per prompt.")]
 MaxNewTokensOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="Most tokens per completion.")]
@@ -34,6 +30,7 @@ MinThinkOpt = Annotated[
 ]
 
 
+@with_engine_options(aliases={"--batch-size": "batch_size"})
 def rollout_cmd(
     path: InputArg = "-",
     model: ModelOpt = None,  # type: ignore[assignment]  # None: smollm2-135m, or the served model (openai)
@@ -43,22 +40,13 @@ def rollout_cmd(
     top_p: TopPOpt = 0.95,
     top_k: TopKOpt = 0,
     seed: SeedOpt = 0,
-    batch_size: BatchSizeOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
     prefill: PrefillOpt = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
     think_budget: ThinkBudgetOpt = None,
     min_think: MinThinkOpt = None,
-    engine: EngineOpt = "hf",
-    dtype: DtypeOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    request_timeout: RequestTimeoutOpt = None,
-    max_retries: MaxRetriesOpt = None,
-    tensor_parallel_size: TensorParallelSizeOpt = None,
-    gpu_memory_utilization: GpuMemoryUtilizationOpt = None,
+    engine: EngineArg = "hf",  # type: ignore[assignment]  # --engine and its options: an EngineChoice
     split: SplitOpt = None,
     prompt_field: PromptFieldOpt = None,
     answer_field: AnswerFieldOpt = None,
@@ -76,8 +64,7 @@ def rollout_cmd(
         r1 rollout prompts.jsonl --engine openai --base-url http://127.0.0.1:8000/v1 --concurrency 64 -n 16 -o out.jsonl
     """
     from r1cli.engines import SamplingParams
-    from r1cli.io import iter_records, open_output, prepare_prompts
-    from r1cli.rollout import RolloutStats, rollout
+    from r1cli.pipeline.stages import RolloutJob, Source, rollout_file
 
     if resume and output == "-":
         raise typer.BadParameter("--resume needs -o FILE (records already there are kept)", param_hint="--resume")
@@ -87,34 +74,18 @@ def rollout_cmd(
                                 min_think=min_think)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    skipped: list[str] = []
-    located = prepare_prompts(iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped),
-                              prompt_field=prompt_field, answer_field=answer_field, extract=extract_answer)
-    first = next(located, None)  # bad input fails here, before a model loads
-    stats = RolloutStats()
-    clock = BusyClock()  # the rate counts generation, not waiting on a pipe for prompts
-    eng = None
-    with open_output(output, resume=resume) as sink:
-        done = sink.resume_groups(samples)
-        if first is not None:
-            eng = build_engine(engine, model, batch_size=batch_size, dtype=dtype, base_url=base_url,
-                               api_key_env=api_key_env, concurrency=concurrency, request_timeout=request_timeout,
-                               max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
-                               gpu_memory_utilization=gpu_memory_utilization)
-            clock.restart()
-            total = input_total(path)
-            groups = rollout(clock.reading(itertools.chain([first], located)), eng, params, template=template, system=system,
-                             prefill=prefill, prompts_per_call=max(1, eng.batch_size // samples), skip=done, stats=stats)
-            with progress_bar("rollout", total=None if total is None else max(total - len(done), 0), quiet=quiet,
-                              fields="{task.fields[speed]}", speed="") as bar:
-                for group in groups:
-                    sink.write_many(group)
-                    rate = stats.tokens / clock.busy
-                    bar.update(advance=1, speed=f"{rate:,.1f} tok/s")
+    job = RolloutJob(model=model, engine=engine, sampling=params, template=template, system=system, prefill=prefill,
+                     prompt_field=prompt_field, answer_field=answer_field, extract_answer=extract_answer)
+    total = input_total(path)
+    result = rollout_file(
+        Source(path=path, split=split, skip_invalid=skip_invalid), output, job, resume=resume, warn=warn,
+        make_engine=lambda: build_engine(engine, model),
+        progress=lambda done: progress_bar("rollout", total=None if total is None else max(total - done, 0),
+                                           quiet=quiet, fields="{task.fields[speed]}", speed=""))
+    stats, clock = result.stats, result.clock
     resumed = f", {stats.skipped:,} prompts already done" if stats.skipped else ""
-    retried = getattr(eng, "retries", 0)  # openai engine: requests that needed another try
-    resumed += f", {retried:,} requests retried" if retried else ""
-    resumed += f", {len(skipped):,} invalid lines skipped" if skipped else ""
+    resumed += f", {result.retries:,} requests retried" if result.retries else ""
+    resumed += f", {len(result.invalid):,} invalid lines skipped" if result.invalid else ""
     summary(f"generated {stats.completions:,} completions for {stats.prompts:,} prompts "
             f"({stats.tokens:,} tokens, {stats.tokens / clock.busy:,.1f} tok/s, "
             f"{stats.truncated:,} truncated{resumed}{clock.waited()})", quiet=quiet)

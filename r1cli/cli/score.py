@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-from contextlib import closing
 from typing import Annotated, Any
 
 import typer
 
 from r1cli.cli._common import (
-    BusyClock, InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SkipInvalidOpt, SplitOpt, err,
-    input_total, progress_bar,
-    reward_params, summary,
+    InputArg, OutputOpt, QuietOpt, ResumeOpt, RewardArgOpt, RewardOpt, SkipInvalidOpt, SplitOpt, input_total,
+    progress_bar, reward_params, summary, warn,
 )
 
 DEFAULT_REWARDS = ("accuracy", "format")
@@ -65,41 +62,32 @@ def score_cmd(
         r1 score --list
     """
     from r1cli import rewards
-    from r1cli.io import iter_records, open_output
-    from r1cli.scoring import ScoreStats, score_located
+    from r1cli.pipeline.stages import ScoreJob, Source, score_file
 
     if list_rewards:
         _print_rewards(rewards.describe())
         return
     if resume and output == "-":
         raise typer.BadParameter("--resume needs -o FILE (records already there are kept)", param_hint="--resume")
-    specs = list(reward or DEFAULT_REWARDS)
-    fns = rewards.resolve(specs, reward_params(reward_arg or [], language, [rewards.parse_spec(s)[0] for s in specs]))
+    specs = tuple(reward or DEFAULT_REWARDS)
+    params = reward_params(reward_arg or [], language, [rewards.parse_spec(s)[0] for s in specs])
+    job = ScoreJob(rewards=specs, reward_params=params, workers=workers, timeout=timeout)
+    fns = job.resolve()
     for fn in fns:  # e.g. the code reward running programs outside the namespace sandbox, as opted in
         if warning := getattr(fn.fn, "warning", None):
-            err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
-    skipped: list[str] = []
-    stats = ScoreStats()
-    clock = BusyClock()  # the rate counts scoring, not waiting on a pipe (r1 rollout | r1 score)
-    with open_output(output, resume=resume) as sink:
-        done = sink.resume_records()
-        records = iter_records(path, split=split, skip_invalid=skip_invalid, skipped=skipped)
-        located = clock.reading(itertools.islice(records, done, None))  # scoring is 1:1 and keeps order
-        total = input_total(path)
-        scored = score_located(located, fns, workers=workers, timeout=timeout, stats=stats)
-        with closing(scored), progress_bar("scoring", total=None if total is None else max(total - done, 0), quiet=quiet) as bar:
-            for record in scored:
-                sink.write(record)
-                bar.update(advance=1)
+            warn(warning)
+    total = input_total(path)
+    result = score_file(Source(path=path, split=split, skip_invalid=skip_invalid), output, job, rewards=fns,
+                        resume=resume, warn=warn, progress=lambda done: progress_bar(
+                            "scoring", total=None if total is None else max(total - done, 0), quiet=quiet))
+    stats = result.stats
     if stats.capped:
-        err.print(f"Warning: --timeout {timeout:g} s stopped {stats.capped:,} records before their rewards' own "
-                  "limits (they scored 0.0 there); drop --timeout to let those limits decide",
-                  markup=False, soft_wrap=True)
+        warn(f"--timeout {timeout:g} s stopped {stats.capped:,} records before their rewards' own limits (they "
+             "scored 0.0 there); drop --timeout to let those limits decide")
     for (field, name), count in sorted(stats.missing.items()):
         if field != "completion":
-            err.print(f"Warning: {count:,} records lack '{field}', which {name} needs: scored null",
-                      markup=False, soft_wrap=True)
-    summary(_summary(stats, len(skipped), done, clock), quiet=quiet)
+            warn(f"{count:,} records lack '{field}', which {name} needs: scored null")
+    summary(_summary(stats, len(result.invalid), result.done, result.clock), quiet=quiet)
 
 
 def _summary(stats: Any, skipped: int, resumed: int, clock: Any) -> str:
@@ -121,11 +109,11 @@ def _print_rewards(described: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("reward", "parameters (default)", "needs", "summary"):
+    for column in ("reward", "parameters (default)", "needs", "from", "summary"):
         table.add_column(column, overflow="fold")
     for entry in described:
         params = "\n".join(f"{p['name']}: {p['type']} = {p['default']!r}" for p in entry["params"]) or "-"
         needs = entry["needs"]
         table.add_row(entry["name"], params, "per task" if needs is None else ", ".join(needs) or "-",
-                      entry["summary"])
+                      entry.get("from") or "-", entry["summary"])
     Console(highlight=False).print(table)

@@ -4,6 +4,11 @@ An engine turns rendered prompts (raw text, or chat messages that the engine ren
 the model's chat template) into completions. It knows nothing about files, records or
 rewards. Engines are looked up by name and imported lazily, so `r1 --help` never imports
 torch.
+
+An engine is one module: a class with `name`, `Options` (its options dataclass, see
+`r1cli.engines.options`) and `__init__(model, options)`, registered as an entry point of the
+group `r1cli.engines`. `get_engine` checks the options against that declaration, and the CLI
+derives the engine flags from it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Union
 
+from r1cli.engines.options import EngineChoice, EngineOptions, engine_options, option
 from r1cli.errors import EngineUnavailable
+from r1cli.plugins import Registry
 
 Message = dict[str, str]
 Prompt = Union[str, list[Message]]
@@ -30,7 +37,7 @@ class SamplingParams:
     top_p: float = 0.95
     top_k: int = 0  # 0 = off
     seed: int = 0
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()  # end a completion at any of these; the text keeps the one it met
     ignore_eos: bool = False  # generate exactly max_new_tokens (benchmarks)
     # Budget forcing (s1, Muennighoff et al. 2025): after `think_budget` tokens inside the think
     # block the engine appends `think_close` itself; a `</think>` before `min_think` tokens is
@@ -67,7 +74,7 @@ class SamplingParams:
 @dataclass(frozen=True)
 class Completion:
     text: str
-    finish_reason: str  # "stop" (EOS or a stop string) or "length"
+    finish_reason: str  # "stop" (EOS or a stop string, which the text keeps) or "length"
     completion_tokens: int
     # with a thinking budget or --min-think: tokens inside the think block, tokens after it, and
     # what the engine did to it ("close": ended at the budget, "extend": a close came too early)
@@ -76,6 +83,7 @@ class Completion:
     forced: str | None = None
 
 
+DEFAULT_MODEL = "smollm2-135m"  # what the engines that load weights load without -m
 DEFAULT_THINK_CLOSE = "</think>\n\n"
 THINK_EXTEND = "Wait"  # s1's word for "keep thinking"
 
@@ -106,6 +114,23 @@ class Engine(Protocol):
         ...
 
 
+def stop_end(text: str, stop: Sequence[str]) -> int | None:
+    """Where a completion that met a stop string ends: just after the stop string that ends first.
+
+    The stop string stays in the completion (vLLM's `include_stop_str_in_output`), so a
+    completion stopped at "</answer>" still closes its answer and the format reward can see it.
+    None when no stop string occurs in `text`.
+
+    >>> text = "<answer>4</answer> and more"
+    >>> text[: stop_end(text, ("</answer>",))]
+    '<answer>4</answer>'
+    >>> stop_end("no tag", ("</answer>",)) is None
+    True
+    """
+    ends = [text.find(s) + len(s) for s in stop if s and s in text]
+    return min(ends) if ends else None
+
+
 def sample_seed(seed: int, key: str, sample: int) -> int:
     """A 63-bit seed for one (prompt key, sample index) under a run seed; stable across processes."""
     digest = hashlib.blake2b(f"{seed}\x1f{key}\x1f{sample}".encode(), digest_size=8).digest()
@@ -126,11 +151,9 @@ def generate_budgets(engine: Engine, prompts: Sequence[Prompt], params: Sampling
     return {b: engine.generate(prompts, replace(params, think_budget=b), keys=keys) for b in budgets}
 
 
-ENGINES = {
-    "hf": "r1cli.engines.hf:HFEngine",
-    "vllm": "r1cli.engines.vllm:VLLMEngine",
-    "openai": "r1cli.engines.openai:OpenAIEngine",
-}
+# name -> "module:Class": the entry points of `r1cli.engines` (the built-ins hf, vllm, openai, and any
+# installed package's; docs/plugins.md), read from the package metadata, imported when used.
+ENGINES = Registry("r1cli.engines", "engine")
 
 
 def unknown_engine(name: str) -> EngineUnavailable:
@@ -142,12 +165,18 @@ def unknown_engine(name: str) -> EngineUnavailable:
                              hint=f"choose from: {', '.join(sorted(ENGINES))}")
 
 
-def get_engine(name: str, model: str, **options: Any) -> Engine:
-    """Build the engine `name` for the model spec `model` (imports the engine lazily)."""
-    if name not in ENGINES:
-        raise unknown_engine(name)
-    module_name, _, attr = ENGINES[name].partition(":")
-    import importlib
+def get_engine(name: str, model: str | None = None, options: Any = None, **values: Any) -> Engine:
+    """Build the engine `name` for the model spec `model` (imports the engine lazily).
 
-    cls = getattr(importlib.import_module(module_name), attr)
-    return cls(model, **options)
+    `model` None: smollm2-135m for the engines that load weights, the served model for openai.
+    `options`: the engine's options dataclass (`EngineOptions`), or a mapping of its fields;
+    keywords add to it. They are checked against the engine's declaration: an option it does not
+    take is a `BadOption` naming the flag and the engines that take it.
+
+        get_engine("hf", "smollm2-135m", {"batch_size": 16, "dtype": "float32"})
+        get_engine("openai", None, base_url="http://127.0.0.1:8000/v1", concurrency=32)
+    """
+    checked = engine_options(name, options, **values)  # an unknown name: EngineUnavailable with the names
+    cls = ENGINES.load(name)  # a plugin that cannot be loaded: PluginError naming its distribution
+    return cls(model, checked)
+

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from r1cli.engines import Completion, Generation, Prompt, SamplingParams, sample_seed
+from r1cli.engines import DEFAULT_MODEL, Completion, Generation, Prompt, SamplingParams, sample_seed, stop_end
+from r1cli.engines.options import EngineOptions, dtype_option, engine_batch_size
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -31,24 +33,42 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@dataclass(frozen=True, kw_only=True)
+class HFOptions(EngineOptions):
+    engine: ClassVar[str] = "hf"
+
+    # A GRPO step's generation batch (prompts x generations, e.g. 2 x 8 = 16) fits in one call; past
+    # 64 rows the per-step sampling cost on 2 CPU cores grows faster than the forward pass it amortises.
+    batch_size: int = engine_batch_size(64)
+    dtype: str | None = dtype_option("bf16 on GPU and on CPUs with bf16 instructions, else fp32")
+
+
 class HFEngine:
     name = "hf"
+    summary = "transformers, any machine"
+    Options = HFOptions
 
-    def __init__(self, model: str, *, batch_size: int = 32, device: str | None = None,
-                 dtype: str | None = None) -> None:
+    def __init__(self, model: str | None = None, options: HFOptions | Any = None, *, device: str | None = None,
+                 **values: Any) -> None:
+        """`options`: HFOptions or a mapping of its fields; keywords (batch_size=…, dtype=…) add to it."""
+        from r1cli.models import check_spec
+
+        opts = HFOptions.of(options, **values)
+        model = model or DEFAULT_MODEL
+        check_spec(model)  # a misspelt alias fails here, before torch is imported
+
         import torch
 
         from r1cli.models import load_model, load_tokenizer, model_name
 
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.options = opts
         self.model_name = model_name(model)
-        self.batch_size = batch_size
+        self.batch_size = opts.batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if dtype in (None, "auto"):
+        if opts.dtype in (None, "auto"):
             torch_dtype = torch.bfloat16 if self.device.startswith("cuda") or cpu_has_fast_bf16() else torch.float32
         else:
-            torch_dtype = dtype
+            torch_dtype = opts.dtype
         self.tokenizer = load_tokenizer(model)
         self.model = load_model(model, dtype=torch_dtype, device=self.device)
         eos = self.model.generation_config.eos_token_id
@@ -247,15 +267,15 @@ class HFEngine:
         return max(len(s) for s in params.stop) + 4
 
     def _finish(self, tokens: list[int], params: SamplingParams) -> Completion:
-        """Cut a generated row at EOS / a stop string and say why it ended."""
+        """Cut a generated row at EOS / just after a stop string and say why it ended."""
         end = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
         body = tokens if end is None else tokens[:end]
         text = self.tokenizer.decode(body, skip_special_tokens=True)
-        if params.stop:
-            cut = min((text.find(s) for s in params.stop if s in text), default=-1)
-            if cut != -1:
-                # the row stopped on the stop string; what follows in the row is padding
-                return Completion(text=text[:cut], finish_reason="stop", completion_tokens=len(body))
+        stopped = stop_end(text, params.stop)
+        if stopped is not None:
+            # the row stopped on the stop string, which stays in the text; what follows it in the
+            # text is the rest of the token that completed it
+            return Completion(text=text[:stopped], finish_reason="stop", completion_tokens=len(body))
         if end is not None and not params.ignore_eos:
             return Completion(text=text, finish_reason="stop", completion_tokens=end + 1)
         return Completion(text=text, finish_reason="length", completion_tokens=len(tokens))

@@ -26,13 +26,16 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from r1cli.engines import DEFAULT_THINK_CLOSE, THINK_EXTEND, Completion, Generation, Prompt, SamplingParams, sample_seed
-from r1cli.errors import EngineUnavailable
+from r1cli.engines import (
+    DEFAULT_THINK_CLOSE, THINK_EXTEND, Completion, Generation, Prompt, SamplingParams, sample_seed, stop_end,
+)
+from r1cli.engines.options import EngineOptions, engine_batch_size, option
+from r1cli.errors import BadOption, EngineUnavailable
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 600.0  # seconds per request: a long reasoning completion on a busy server
@@ -183,9 +186,9 @@ class Answer:
 def parse_answer(data: Any, *, chat: bool, stop: Sequence[str] = ()) -> Answer:
     """The first choice of a (chat) completion response, as r1 records it.
 
-    The text is cut at the first stop string (servers differ in whether they include it; r1
-    never does). A chat answer whose reasoning the server split off (`reasoning_content`, as vLLM
-    does with a reasoning parser) gets it back in front as `<think>…</think>`, the R1 format.
+    A completion that met a stop string ends with it, as in every r1 engine (`restore_stop`).
+    A chat answer whose reasoning the server split off (`reasoning_content`, as vLLM does with a
+    reasoning parser) gets it back in front as `<think>…</think>`, the R1 format.
     `finish_reason` is `length` when the server says so, else `stop`.
     """
     try:
@@ -204,13 +207,54 @@ def parse_answer(data: Any, *, chat: bool, stop: Sequence[str] = ()) -> Answer:
     if not isinstance(text, str):
         raise ValueError("the completion text is not a string")  # noqa: TRY004 - one error type for a bad answer
     finish = "length" if raw_reason == "length" else "stop"
-    cuts = [text.find(s) for s in stop if s and s in text]
-    if cuts:
-        text, finish = text[: min(cuts)], "stop"
+    end = stop_end(text, stop)
+    if end is not None:
+        text, finish = text[:end], "stop"
+    elif stop and finish == "stop":
+        text += restore_stop(choice, stop)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     model = data.get("model") if isinstance(data.get("model"), str) else None
     return Answer(text=text, finish_reason=finish, prompt_tokens=_count(usage.get("prompt_tokens")),
                   completion_tokens=_count(usage.get("completion_tokens")), model=model)
+
+
+EOS_REASONS = frozenset({"eos", "eos_token"})  # finish reasons that name an end-of-sequence token (TGI)
+
+
+def restore_stop(choice: Mapping[str, Any], stop: Sequence[str]) -> str:
+    """The stop string a server cut off the end of a choice that finished with "stop" ("" if none).
+
+    Servers leave the matched stop string out of the text (OpenAI's API, vLLM and SGLang by
+    default, llama.cpp); r1's completions keep it. Asking for it back is no way out: vLLM's
+    `include_stop_str_in_output` is an extra field that strict servers refuse (`transformers
+    serve` answers 422, OpenAI's API 400). Instead, in order:
+
+    - the server names the match: vLLM's `stop_reason` or SGLang's `matched_stop` is the stop
+      string, or a token id / null when the completion ended at EOS or a stop token (nothing to
+      restore). Exact.
+    - the finish reason tells EOS from a stop string (TGI: `eos_token` / `stop_sequence`). Exact
+      with one stop string; with several, which one matched is unknown and nothing is restored.
+    - a plain "stop" and nothing else (OpenAI's API, llama.cpp): with exactly one stop string,
+      it is restored. Such a server also says "stop" at EOS, so a completion that ended there
+      without writing the stop string gets it too: with `--stop </answer>` the stop string is
+      there because the model goes on after its answer, and a close it never wrote is the rarer
+      error than every stopped answer losing its close. With several stop strings, nothing.
+
+    >>> restore_stop({"finish_reason": "stop", "stop_reason": "</answer>"}, ("</answer>", "User:"))
+    '</answer>'
+    >>> restore_stop({"finish_reason": "stop", "stop_reason": None}, ("</answer>",))
+    ''
+    >>> restore_stop({"finish_reason": "stop"}, ("</answer>",)), restore_stop({"finish_reason": "stop"}, ("a", "b"))
+    ('</answer>', '')
+    """
+    for key in ("stop_reason", "matched_stop"):  # vLLM, SGLang
+        if key in choice:
+            matched = choice[key]
+            return matched if isinstance(matched, str) and matched in stop else ""
+    reason = choice.get("finish_reason")
+    if reason in EOS_REASONS or len(stop) != 1:
+        return ""
+    return stop[0] if reason in ("stop", "stop_sequence") else ""
 
 
 def _count(value: Any) -> int | None:
@@ -257,30 +301,52 @@ class _Aborted(Exception):
     """Another request of the same call failed: stop this one's retries."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class OpenAIOptions(EngineOptions):
+    engine: ClassVar[str] = "openai"
+
+    # sequences per generate() call: enough to keep every request slot busy for a while
+    batch_size: int | None = engine_batch_size(None, default_text="max(64, --concurrency)")
+    # where the server is, not what it serves (the records name the served model): a restarted server
+    # at another address continues a run
+    base_url: str | None = option(None, metavar="URL", required="e.g. http://127.0.0.1:8000/v1", output=False,
+                                  help="the server's API root, e.g. http://127.0.0.1:8000/v1; a bare host gets /v1")
+    api_key_env: str | None = option(None, metavar="VAR", output=False, default_text=f"{DEFAULT_API_KEY_ENV} when set",
+                                     help="environment variable holding the API key; the key itself is never printed")
+    concurrency: int = option(DEFAULT_CONCURRENCY, min=1, output=False, help="requests in flight at once")
+    request_timeout: float = option(DEFAULT_TIMEOUT, min=0.001, metavar="SECONDS", output=False,
+                                    help="give up on a request after this long, then retry it")
+    max_retries: int = option(DEFAULT_RETRIES, min=0, output=False,
+                              help="retries of a request on 429, 5xx, timeouts and dropped connections, with "
+                                   "exponential backoff and Retry-After")
+
+    def check(self) -> None:
+        try:
+            api_root(self.base_url or "")
+        except EngineUnavailable as exc:
+            raise BadOption(exc.message, exc.hint, flag="--base-url") from None
+
+
 class OpenAIEngine:
     name = "openai"
+    summary = "an OpenAI-compatible server at --base-url"
+    Options = OpenAIOptions
 
-    def __init__(self, model: str | None = None, *, base_url: str, api_key_env: str | None = None,
-                 concurrency: int = DEFAULT_CONCURRENCY, request_timeout: float = DEFAULT_TIMEOUT,
-                 max_retries: int = DEFAULT_RETRIES, batch_size: int | None = None) -> None:
+    def __init__(self, model: str | None = None, options: OpenAIOptions | Any = None, **values: Any) -> None:
+        """`options`: OpenAIOptions or a mapping of its fields; keywords (base_url=…, concurrency=…) add to it."""
         import httpx
 
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be ≥ 1, got {concurrency}")
-        if request_timeout <= 0:
-            raise ValueError(f"request_timeout must be > 0, got {request_timeout}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be ≥ 0, got {max_retries}")
-        self.url = api_root(base_url)
+        opts = OpenAIOptions.of(options, **values)
+        self.options = opts
+        self.url = api_root(opts.base_url or "")
         self.model = model or None
         self.model_name = model or ""  # without -m: the name the server reports, from its first answer
-        self.concurrency = concurrency
-        self.request_timeout = request_timeout
-        self.max_retries = max_retries
-        # sequences per generate() call: enough to keep every slot busy for a while
-        self.batch_size = max(batch_size or 64, concurrency)
-        self._api_key_env = api_key_env or DEFAULT_API_KEY_ENV
-        key = api_key(api_key_env)
+        self.concurrency = concurrency = opts.concurrency
+        self.request_timeout = request_timeout = opts.request_timeout
+        self.max_retries = opts.max_retries
+        self.batch_size = max(opts.batch_size or 64, concurrency)
+        self._api_key_env = opts.api_key_env or DEFAULT_API_KEY_ENV
+        key = api_key(opts.api_key_env)
         self._client = httpx.Client(
             headers={"Authorization": f"Bearer {key}"} if key else {},
             timeout=httpx.Timeout(request_timeout, connect=min(request_timeout, 30.0)),

@@ -3,8 +3,9 @@ parallelism), for GPU machines with `pip install 'r1cli[vllm]'`.
 
 Written against vLLM's documented offline API: `LLM(model, tensor_parallel_size,
 gpu_memory_utilization, dtype, seed)`, `SamplingParams(n, temperature, top_p, top_k, seed,
-max_tokens, stop, ignore_eos)`, `LLM.generate` for text and `LLM.chat` for messages (vLLM applies
-the model's chat template), each returning one `RequestOutput` per prompt with
+max_tokens, stop, include_stop_str_in_output, ignore_eos)`, `LLM.generate` for text and
+`LLM.chat` for messages (vLLM applies the model's chat template), each returning one
+`RequestOutput` per prompt with
 `.prompt_token_ids` and `.outputs[j].text / .token_ids / .finish_reason`.
 
 Each sample is its own request with its own seed, `sample_seed(seed, key, sample)`, as in the hf
@@ -16,19 +17,27 @@ tested without a GPU; see the README for where the engine was verified.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from r1cli.engines import Completion, Generation, Prompt, SamplingParams, sample_seed
+from r1cli.engines import DEFAULT_MODEL, Completion, Generation, Prompt, SamplingParams, sample_seed
+from r1cli.engines.options import DTYPES, EngineOptions, dtype_option, engine_batch_size, option
 from r1cli.errors import EngineUnavailable
 
 INSTALL_HINT = ("pip install 'r1cli[vllm]' (Linux with a CUDA GPU); or use --engine hf, or --engine openai "
                 "with a `vllm serve` server")
 DEFAULT_BATCH = 512  # sequences per LLM call: vLLM schedules them itself; bigger calls keep it busier
 
-_DTYPES = {
-    "auto": "auto", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
-    "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32",
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class VLLMOptions(EngineOptions):
+    engine: ClassVar[str] = "vllm"
+
+    batch_size: int = engine_batch_size(DEFAULT_BATCH)
+    dtype: str | None = dtype_option("the checkpoint's")
+    tensor_parallel_size: int = option(1, min=1, help="GPUs one model is split over")
+    gpu_memory_utilization: float = option(0.9, min=0.01, max=1.0, help="share of GPU memory for weights and KV cache")
 
 
 def vllm_dtype(dtype: str | None) -> str:
@@ -40,7 +49,7 @@ def vllm_dtype(dtype: str | None) -> str:
     if dtype is None:
         return "auto"
     try:
-        return _DTYPES[dtype.lower()]
+        return DTYPES[dtype.lower()]
     except KeyError:
         raise EngineUnavailable(f"--dtype {dtype}: not a dtype vLLM takes",
                                 hint="use auto, bfloat16, float16 or float32") from None
@@ -62,6 +71,7 @@ def sampling_kwargs(params: SamplingParams, seed: int) -> dict[str, Any]:
         "seed": seed,
         "max_tokens": params.max_new_tokens,
         "stop": list(params.stop) or None,
+        "include_stop_str_in_output": bool(params.stop),  # the text keeps the stop string, as in every engine
         "ignore_eos": params.ignore_eos,
     }
 
@@ -81,8 +91,9 @@ def prompt_kind(prompt: Prompt) -> str:
 
 
 def to_completion(output: Any) -> Completion:
-    """One `CompletionOutput` as r1's Completion. vLLM leaves stop strings out of the text, as r1
-    does; `abort` (the engine dropped the request) is an error, not a short completion."""
+    """One `CompletionOutput` as r1's Completion (its text ends with the stop string it met:
+    `include_stop_str_in_output`); `abort` (the engine dropped the request) is an error, not a
+    short completion."""
     reason = getattr(output, "finish_reason", None)
     if reason == "abort":
         raise EngineUnavailable("vLLM aborted a request (finish_reason 'abort')",
@@ -121,23 +132,26 @@ def import_vllm() -> Any:
 
 class VLLMEngine:
     name = "vllm"
+    summary = "in-process vLLM, CUDA GPU"
+    Options = VLLMOptions
 
-    def __init__(self, model: str, *, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
-                 dtype: str | None = None, batch_size: int = DEFAULT_BATCH, seed: int = 0) -> None:
-        if tensor_parallel_size < 1:
-            raise ValueError(f"tensor_parallel_size must be ≥ 1, got {tensor_parallel_size}")
-        if not 0 < gpu_memory_utilization <= 1:
-            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    def __init__(self, model: str | None = None, options: VLLMOptions | Any = None, *, seed: int = 0,
+                 **values: Any) -> None:
+        """`options`: VLLMOptions or a mapping of its fields; keywords add to it. `seed`: vLLM's own
+        (each request carries its sample's seed)."""
+        from r1cli.models import check_spec, model_name, resolve_model
+
+        opts = VLLMOptions.of(options, **values)
+        model = model or DEFAULT_MODEL
+        check_spec(model)
         vllm = import_vllm()
-        from r1cli.models import model_name, resolve_model
-
         self._vllm = vllm
+        self.options = opts
         self.model_name = model_name(model)
-        self.batch_size = batch_size
-        self.llm = vllm.LLM(model=resolve_model(model), tensor_parallel_size=tensor_parallel_size,
-                            gpu_memory_utilization=gpu_memory_utilization, dtype=vllm_dtype(dtype), seed=seed)
+        self.batch_size = opts.batch_size
+        self.llm = vllm.LLM(model=resolve_model(model), tensor_parallel_size=opts.tensor_parallel_size,
+                            gpu_memory_utilization=opts.gpu_memory_utilization, dtype=vllm_dtype(opts.dtype),
+                            seed=seed)
         self.tokenizer = self.llm.get_tokenizer()
 
     def has_chat_template(self) -> bool:

@@ -7,6 +7,11 @@ and is never 0. Rewards are registered as *factories*: ``factory(**params) -> Re
 factory's keyword parameters are the reward's parameters (``r1 score --list``), and only the
 rewards a run selects are built.
 
+The registry is open (docs/plugins.md): the factories come from the entry points of the group
+``r1cli.rewards`` (r1cli's built-ins, and any installed package's), each imported when its name is
+first used; ``register`` adds one in this process (a notebook, a test); and a spec may name a
+reward function directly by its dotted path, ``package.module:function[:WEIGHT]``.
+
 >>> [r.name for r in resolve(["accuracy", "format:0.5"])]
 ['accuracy', 'format']
 >>> out = score_record({"completion": "<think>2+2</think><answer>4</answer>", "answer": "4"},
@@ -18,7 +23,6 @@ rewards a run selects are built.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import inspect
 import math
 import types
@@ -27,7 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from r1cli.errors import R1Error, UnknownReward
+from r1cli import plugins
+from r1cli.errors import PluginError, R1Error, UnknownReward
 
 RewardFn = Callable[..., "float | None"]
 Factory = Callable[..., RewardFn]
@@ -36,8 +41,10 @@ Needs = Callable[[Mapping[str, Any]], tuple[str, ...]] | tuple[str, ...]
 __all__ = [
     "Factory",
     "Needs",
+    "REWARDS",
     "Reward",
     "RewardFn",
+    "check_reward_fn",
     "completion_text",
     "describe",
     "get_factory",
@@ -58,26 +65,41 @@ class _Entry:
     summary: str
 
 
-# name -> entry; filled once, by the explicit import list at the bottom of this module.
+# The entry points of `r1cli.rewards`: names from the package metadata, modules imported on first use.
+REWARDS = plugins.Registry("r1cli.rewards", "reward")
+# name -> entry: the factories registered in this process (`register`, which the built-in modules
+# also call when they are imported) and those loaded from entry points. A name here is looked up
+# here first.
 _REGISTRY: dict[str, _Entry] = {}
+
+_SHAPE = ("a reward is `def fn(completion: str, *, answer: str | None = None, **_) -> float | None`: the "
+          "completion text, the record's other fields as keywords, None when it cannot be scored (docs/plugins.md)")
 
 
 def register(name: str, *, needs: Needs = (), summary: str = "") -> Callable[[Factory], Factory]:
-    """Register a reward factory under `name` (a decorator).
+    """Register a reward factory under `name` (a decorator), in this process.
 
     `needs` names the record fields the reward requires, or is a function of the record that
     returns them (accuracy needs `answer` for math but `numbers` and `target` for countdown).
-    `summary` defaults to the first line of the factory's docstring.
+    `summary` defaults to the first line of the factory's docstring. A package that provides
+    rewards to every process declares entry points instead (docs/plugins.md).
     """
 
     def decorate(factory: Factory) -> Factory:
+        builtin = REWARDS.builtin.get(name)
+        if builtin is not None and builtin != f"{factory.__module__}:{factory.__qualname__}":
+            raise ValueError(f"'{name}' is r1cli's built-in reward ({builtin}): register yours under another name")
         if name in _REGISTRY and _REGISTRY[name].factory is not factory:
             raise ValueError(f"reward '{name}' is registered twice")
-        doc = (inspect.getdoc(factory) or "").strip().splitlines()
-        _REGISTRY[name] = _Entry(name, factory, needs, summary or (doc[0] if doc else ""))
+        _REGISTRY[name] = _Entry(name, factory, needs, summary or _first_line(factory))
         return factory
 
     return decorate
+
+
+def _first_line(obj: Any) -> str:
+    doc = (inspect.getdoc(obj) or "").strip().splitlines()
+    return doc[0] if doc else ""
 
 
 @dataclass(frozen=True)
@@ -95,47 +117,124 @@ class Reward:
 
 
 def names() -> list[str]:
-    """The registered reward names, sorted."""
-    return sorted(_REGISTRY)
+    """The registered reward names (built-in, from installed plugins, registered here), sorted; imports nothing."""
+    return sorted(set(_REGISTRY) | set(REWARDS))
 
 
 def get_factory(name: str) -> Factory:
-    """The factory registered under `name`; UnknownReward (with the valid names) otherwise."""
-    try:
-        return _REGISTRY[name].factory
-    except KeyError:
-        raise _unknown(name) from None
+    """The factory registered under `name`; UnknownReward (with the valid names) otherwise, PluginError
+    (naming the distribution and entry point) when its plugin cannot be loaded."""
+    return _entry(name).factory
+
+
+def _entry(name: str) -> _Entry:
+    entry = _REGISTRY.get(name)
+    if name in REWARDS:
+        factory = REWARDS.load(name)  # imports its module once; warns once about a plugin the built-in shadows
+        entry = entry or _REGISTRY.get(name)  # the module registered it (the built-ins do)
+        if entry is None:
+            if not callable(factory) or isinstance(factory, (str, bytes)):
+                raise PluginError(f"reward '{name}' ({REWARDS.providers(name)[0].where()}) is a "
+                                  f"{type(factory).__name__}, not a reward factory",
+                                  hint="point the entry point at a function that takes the reward's parameters as "
+                                       "keywords and returns the reward function (docs/plugins.md)")
+            entry = _Entry(name, factory, getattr(factory, "needs", ()),
+                           getattr(factory, "summary", "") or _first_line(factory))
+            _REGISTRY[name] = entry
+    if entry is None:
+        raise _unknown(name)
+    return entry
 
 
 def _unknown(name: str) -> UnknownReward:
     close = difflib.get_close_matches(name, names(), n=1)
-    hint = f"did you mean '{close[0]}'?" if close else "`r1 score --list` shows every reward and its parameters"
+    hint = (f"did you mean '{close[0]}'?" if close else
+            "`r1 score --list` shows every reward and its parameters; a function of your own: "
+            "-r package.module:function")
     return UnknownReward(f"unknown reward '{name}'. Choose from: {', '.join(names())}.", hint=hint)
 
 
 def parse_spec(spec: str) -> tuple[str, float]:
-    """Split a reward spec ``NAME[:WEIGHT]`` into its name and weight (default 1.0).
+    """Split a reward spec ``NAME[:WEIGHT]`` or ``package.module:function[:WEIGHT]`` into name and weight (default 1).
 
     >>> parse_spec("format:0.5")
     ('format', 0.5)
     >>> parse_spec("accuracy")
     ('accuracy', 1.0)
+    >>> parse_spec("my_rewards:brevity"), parse_spec("my_rewards.short:brevity:0.5")
+    (('my_rewards:brevity', 1.0), ('my_rewards.short:brevity', 0.5))
     """
-    name, sep, weight_text = spec.strip().partition(":")
-    name = name.strip()
+    text = spec.strip()
+    head, sep, tail = text.rpartition(":")
+    head, tail = head.strip(), tail.strip()
+    weight = _number(tail) if sep else None
+    if weight is not None or (sep and head in names()):  # NAME:WEIGHT (`format:abc` is a bad weight, not a path)
+        name = head
+    else:
+        name, weight = text, 1.0
+        if sep and not plugins.is_path(name):
+            raise R1Error(f"bad weight '{tail}' in reward spec '{spec}'",
+                          hint="write NAME:WEIGHT, e.g. format:0.5, or package.module:function for your own reward")
     if not name:
         raise R1Error(f"empty reward name in '{spec}'", hint="write NAME or NAME:WEIGHT, e.g. format:0.5")
-    if not sep:
-        return name, 1.0
-    try:
-        weight = float(weight_text)
-    except ValueError:
-        raise R1Error(
-            f"bad weight '{weight_text}' in reward spec '{spec}'", hint="write NAME:WEIGHT, e.g. format:0.5"
-        ) from None
+    if weight is None:
+        raise R1Error(f"bad weight '{tail}' in reward spec '{spec}'", hint="write NAME:WEIGHT, e.g. format:0.5")
     if not math.isfinite(weight):
-        raise R1Error(f"weight of reward '{name}' must be a finite number, got {weight_text}")
+        raise R1Error(f"weight of reward '{name}' must be a finite number, got {tail}")
     return name, weight
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def check_reward_fn(fn: Any, where: str) -> tuple[str, ...]:
+    """Check that `fn` can be called as a reward (`_SHAPE`); the record fields its signature requires.
+
+    >>> check_reward_fn(lambda completion, *, answer, **_: 1.0, "reward 'x'")
+    ('answer',)
+    >>> check_reward_fn(lambda completions, **kwargs: [1.0], "reward 'x'")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    r1cli.errors.PluginError: reward 'x' takes TRL's batch arguments (completions, …): r1 calls a reward once ...
+    """
+    if inspect.isclass(fn) or not callable(fn):
+        raise PluginError(f"{where} is a {'class' if inspect.isclass(fn) else type(fn).__name__}, "
+                          "not a reward function", hint=_SHAPE)
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return ()
+    kinds = inspect.Parameter
+    positional = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    if positional and positional[0].name in ("completions", "prompts"):
+        raise PluginError(f"{where} takes TRL's batch arguments ({positional[0].name}, …): r1 calls a reward once "
+                          "per completion", hint=_SHAPE)
+    if not positional and not any(p.kind is kinds.VAR_POSITIONAL for p in params):
+        raise PluginError(f"{where} takes no positional argument: it must take the completion text first",
+                          hint=_SHAPE)
+    if not any(p.kind is kinds.VAR_KEYWORD for p in params):
+        raise PluginError(f"{where} does not take **keywords: r1 passes it every other field of the record "
+                          "(answer, task, prompt, …)", hint=_SHAPE)
+    rest = [p for p in params if p is not (positional[0] if positional else None)]
+    stuck = [p.name for p in rest if p.kind is kinds.POSITIONAL_ONLY and p.default is kinds.empty]
+    if stuck:
+        raise PluginError(f"{where}: parameter '{stuck[0]}' is positional-only; record fields come as keywords",
+                          hint=_SHAPE)
+    return tuple(p.name for p in rest
+                 if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) and p.default is kinds.empty)
+
+
+def _path_reward(name: str, weight: float, params: Mapping[str, Any] | None) -> Reward:
+    """The reward function at the dotted path `name`, checked; its `needs` attribute, else the fields it requires."""
+    if params:
+        raise R1Error(f"reward '{name}' is a function given by its path: it takes no parameters",
+                      hint="to give a reward parameters, provide a factory through an entry point (docs/plugins.md)")
+    fn = plugins.load_path(name, "reward")
+    required = check_reward_fn(fn, f"reward '{name}'")
+    return Reward(name=name, weight=weight, fn=fn, needs=getattr(fn, "needs", required))
 
 
 def _params(factory: Factory) -> dict[str, inspect.Parameter]:
@@ -204,14 +303,15 @@ def resolve(specs: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None
     seen: set[str] = set()
     for spec in specs:
         name, weight = parse_spec(spec)
-        if name not in _REGISTRY:
-            raise _unknown(name)
         if name in seen:
             raise R1Error(
                 f"reward '{name}' is selected twice", hint="give each reward once, with NAME:WEIGHT for its weight"
             )
         seen.add(name)
-        entry = _REGISTRY[name]
+        if plugins.is_path(name):
+            built.append(_path_reward(name, weight, params.pop(name, None)))
+            continue
+        entry = _entry(name)
         accepted = _params(entry.factory)
         kwargs = dict(params.pop(name, None) or {})
         for key in kwargs:
@@ -223,6 +323,7 @@ def resolve(specs: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None
             fn = entry.factory(**kwargs)
         except ValueError as exc:  # factories validate their parameters with ValueError
             raise R1Error(f"reward '{name}': {exc}") from exc
+        check_reward_fn(fn, f"reward '{name}' (what its factory returned)")
         built.append(Reward(name=name, weight=weight, fn=fn, needs=entry.needs))
     if params:
         extra = ", ".join(sorted(params))
@@ -234,10 +335,20 @@ def resolve(specs: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None
 
 
 def describe() -> list[dict[str, Any]]:
-    """Every registered reward: name, summary, and its parameters (name, type, default)."""
+    """Every registered reward: name, summary, its parameters (name, type, default), the fields it
+    needs, and `from` (r1cli, the plugin's distribution, or None: registered in this process).
+
+    A plugin that cannot be loaded is listed with its error as the summary.
+    """
     out = []
     for name in names():
-        entry = _REGISTRY[name]
+        origin = REWARDS.origin(name) if name in REWARDS else None
+        try:
+            entry = _entry(name)
+        except PluginError as exc:
+            out.append({"name": name, "summary": f"cannot be loaded: {exc.message}", "params": [], "needs": [],
+                        "from": origin})
+            continue
         params = [
             {
                 "name": p.name,
@@ -247,7 +358,7 @@ def describe() -> list[dict[str, Any]]:
             for p in _params(entry.factory).values()
         ]
         needs = None if callable(entry.needs) else list(entry.needs)
-        out.append({"name": name, "summary": entry.summary, "params": params, "needs": needs})
+        out.append({"name": name, "summary": entry.summary, "params": params, "needs": needs, "from": origin})
     return out
 
 
@@ -308,11 +419,3 @@ def score_record(record: Mapping[str, Any], rewards: Sequence[Reward]) -> dict[s
     out["pred"] = pred  # on every scored record: null when nothing was extracted
     return out
 
-
-# ---- the reward modules: registration happens here, in one place -------------------------
-# Each module keeps its heavy imports (math_verify, sympy, langdetect) inside functions, so
-# importing r1cli.rewards stays cheap.
-from r1cli.rewards import accuracy, format, language, length, repetition  # noqa: E402, F401, A004
-
-if importlib.util.find_spec("r1cli.rewards.code") is not None:  # `code` comes with the code sandbox
-    from r1cli.rewards import code  # noqa: E402, F401

@@ -175,9 +175,9 @@ def save_best_model(model: Any, tokenizer: Any, output_dir: Path, metric: str, v
         tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    record = output_dir / (BEST_FILE + ".part")
-    record.write_text(json.dumps({"metric": metric, "value": value, "step": step}) + "\n", encoding="utf-8")
-    os.replace(record, output_dir / BEST_FILE)
+    from r1cli.files import write_atomic
+
+    write_atomic(output_dir / BEST_FILE, json.dumps({"metric": metric, "value": value, "step": step}) + "\n")
 
 
 def held_out_callbacks(settings: Any, *, max_new_tokens: int, seed: int, template: Callable[[], str | None],

@@ -27,16 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from r1cli.engines import Completion, SamplingParams
-from r1cli.engines.hf import HFEngine, cpu_has_fast_bf16
+from r1cli.engines.hf import HFEngine, HFOptions, cpu_has_fast_bf16
 from r1cli.rollout import think_close
 
 GENERATIONS = ("r1", "trl")
-
-# Rows per decode batch. A GRPO step's generation batch (prompts x generations, e.g. 2 x 8 = 16)
-# fits in one; past 64 rows the per-step sampling cost on 2 CPU cores grows faster than the
-# forward pass it amortises.
-BATCH_SIZE = 64
-
 
 @dataclass(frozen=True)
 class TokenCompletion(Completion):
@@ -50,20 +44,30 @@ class TokenCompletion(Completion):
 class PolicyEngine(HFEngine):
     """HFEngine over a model object already in memory (a trainer's policy), not loaded by name."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = BATCH_SIZE, bf16: bool | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, options: HFOptions | Any = None, *, bf16: bool | None = None,
+                 **values: Any) -> None:
+        """`options`: the hf engine's (HFOptions or a mapping; keywords add to it): `batch_size` rows
+        per decode batch, `dtype` the autocast dtype of an fp32 policy (default bf16 where the device
+        is fast at it, as HFEngine decides). `bf16`, when given, decides autocast instead."""
         import inspect
 
         import torch
 
+        opts = HFOptions.of(options, **values)
+        self.options = opts
         self.model_name = getattr(model.config, "_name_or_path", "policy")
-        self.batch_size = batch_size
+        self.batch_size = opts.batch_size
         self.model = model
         self.tokenizer = tokenizer
         param = next(model.parameters())
         self.device = str(param.device)
-        if bf16 is None:
-            bf16 = param.dtype == torch.float32 and (param.device.type == "cuda" or cpu_has_fast_bf16())
-        self.autocast = bool(bf16)
+        fast_bf16 = param.device.type == "cuda" or cpu_has_fast_bf16()
+        wanted = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}.get(
+            opts.dtype or "auto", torch.bfloat16 if fast_bf16 else None)
+        if bf16 is not None:
+            wanted = torch.bfloat16 if bf16 else None
+        self.autocast_dtype = wanted if param.dtype == torch.float32 else None  # a bf16 policy runs as it is
+        self.autocast = self.autocast_dtype is not None
         eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         if eos is None:
             eos = tokenizer.eos_token_id
@@ -82,7 +86,7 @@ class PolicyEngine(HFEngine):
         import torch
 
         kind = "cuda" if self.device.startswith("cuda") else "cpu"
-        context = torch.autocast(kind, dtype=torch.bfloat16) if self.autocast else nullcontext()
+        context = torch.autocast(kind, dtype=self.autocast_dtype) if self.autocast else nullcontext()
         with context:
             return super()._forward(input_ids, attention, positions, cache, prefill=prefill)
 
@@ -134,12 +138,12 @@ def sample_keys(prompts: Sequence[Any], *, step: int, process: int) -> list[str]
 class R1Rollout:
     """TRL's `rollout_func`: `rollout(prompts, trainer)` → prompt ids, completion ids, log-probs."""
 
-    def __init__(self, *, stop: Sequence[str] = (), batch_size: int = BATCH_SIZE, bf16: bool | None = None,
+    def __init__(self, *, stop: Sequence[str] = (), options: HFOptions | Any = None, bf16: bool | None = None,
                  think_budget: int | None = None, template: str | None = None) -> None:
         self.stop = tuple(stop)
         self.think_budget = think_budget  # budget forcing (s1): the engine closes the think block itself
         self.template = template
-        self.batch_size = batch_size
+        self.options = HFOptions.of(options)  # the hf engine's: --engine-batch-size, --dtype
         self.bf16 = bf16
         self.engine: PolicyEngine | None = None
         self.seconds = 0.0
@@ -165,8 +169,7 @@ class R1Rollout:
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
                                          gather_deepspeed3_params=args.ds3_gather_for_generation) as model:
             if self.engine is None or self.engine.model is not model:
-                self.engine = PolicyEngine(model, trainer.processing_class, batch_size=self.batch_size,
-                                           bf16=self.bf16)
+                self.engine = PolicyEngine(model, trainer.processing_class, self.options, bf16=self.bf16)
             was_training = model.training
             model.eval()  # no dropout, and no gradient checkpointing: the KV cache is used
             try:

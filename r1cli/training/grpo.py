@@ -13,24 +13,22 @@ checkpoint, and launching several processes with `accelerate launch`. Every othe
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
 
+from r1cli.engines.hf import HFOptions
 from r1cli.errors import BadInput, EngineUnavailable, R1Error
-from r1cli.training import run
-from r1cli.training.config import field_names, merge, to_jsonable
-from r1cli.training.run import CONFIG_FILE, METRICS_FILE, RunResult, iter_metrics, parse_lora, truncate_metrics
-from r1cli.training.eval_callback import check_eval_settings
+from r1cli.training import base, run
+from r1cli.training.base import Launch, TrainSettings
+from r1cli.training.dynamic_sampling import DEFAULT_MAX_ROUNDS
 from r1cli.training.generation import resolve_generation
-from r1cli.training.sampling import DEFAULT_MAX_ROUNDS
+from r1cli.training.run import METRICS_FILE, RunResult, iter_metrics, parse_lora, truncate_metrics
 from r1cli.training.stall import STALL_STEPS
 
 __all__ = ["GRPOSettings", "RunResult", "iter_metrics", "launch", "metrics_row", "parse_lora", "train",
-           "truncate_metrics", "worker_settings"]
+           "truncate_metrics"]
 
 DATA_FILE = "prompts.jsonl"  # the prompts, saved for the processes of `--num-processes` when read from stdin
 
@@ -67,95 +65,94 @@ CHOICES = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class GRPOSettings:
+class GRPOSettings(TrainSettings):
     """Everything a GRPO run needs: r1's own settings, and the GRPOConfig fields in `trl`."""
 
-    model: str = "smollm2-135m"
-    data: str = "-"
     reward: tuple[str, ...] = ("accuracy", "format")
     reward_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    template: str | None = None
-    system: str | None = None
     prefill: str | None = None
-    split: str | None = None
     prompt_field: str | None = None
     answer_field: str | None = None
     extract_answer: str | None = None
     dynamic_sampling: bool = False
     dynamic_sampling_rounds: int = DEFAULT_MAX_ROUNDS
-    lora: tuple[int, int] | None = None
-    resume: bool = False
-    num_processes: int = 1
     generation: str | None = None  # r1 (default) or trl; see training/generation.py
     stop: tuple[str, ...] = ()
     think_budget: int | None = None  # budget forcing in r1 generation (SamplingParams.think_budget)
-    eval_data: str | None = None
-    eval_every: int | None = None
-    eval_samples: int = 4
-    save_best: str | None = None
+    generation_options: Mapping[str, Any] = field(default_factory=dict)  # r1 generation's hf engine: batch_size, dtype
     stall_steps: int = STALL_STEPS
-    trl: Mapping[str, Any] = field(default_factory=dict)
+
+    TRAINER: ClassVar[str] = "grpo"
+    WHAT: ClassVar[str] = "GRPO"
+    TRL_DEFAULTS: ClassVar[Mapping[str, Any]] = TRL_DEFAULTS
+    FLAG_FIELDS: ClassVar[Mapping[str, str]] = FLAG_FIELDS
+    TUPLES: ClassVar[tuple[str, ...]] = ("reward", "stop")
 
     def __post_init__(self) -> None:
         if resolve_generation(self.generation, self.trl) == "trl" and self.think_budget is not None:
             raise R1Error("--think-budget needs r1 generation: TRL's own generation (--generation trl, vLLM, "
                           "continuous batching) cannot close a think block mid-decode",
                           hint="drop --generation trl / --use-vllm, or drop --think-budget")
+        if self.generation_options:
+            if resolve_generation(self.generation, self.trl) == "trl":
+                raise R1Error("--engine-batch-size and --dtype set r1 generation's engine; TRL generates here",
+                              hint="drop them, or --generation trl / --use-vllm")
+            HFOptions.of(self.generation_options)  # a bad value: BadOption naming the flag
         if self.think_budget is not None and self.think_budget < 1:
             raise R1Error(f"--think-budget must be at least 1, got {self.think_budget}")
-        check_eval_settings(self)
         if not self.reward:
             raise R1Error("no reward selected", hint="add -r NAME, e.g. -r accuracy -r format")
-        if self.num_processes < 1:
-            raise R1Error(f"--num-processes must be at least 1, got {self.num_processes}")
         if self.dynamic_sampling_rounds < 1:
             raise R1Error(f"dynamic_sampling_rounds must be at least 1, got {self.dynamic_sampling_rounds}")
-        if not self.trl.get("output_dir"):
-            raise R1Error("no output folder", hint="give -o FOLDER (or output_dir in the recipe)")
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.trl["output_dir"])
+        super().__post_init__()
 
     @classmethod
-    def own_fields(cls) -> set[str]:
-        return {f.name for f in fields(cls)} - {"trl"}
-
-    @classmethod
-    def build(cls, flags: Mapping[str, Any], recipe: str | Path | Mapping[str, Any] | None = None) -> GRPOSettings:
-        """Resolve settings: r1's defaults < the recipe < flags (None = not given).
-
-        `flags` holds r1 settings (`model`, `reward`, …), the flag names of `FLAG_FIELDS`
-        (`loss`, `epochs`, `output`, …) and any other GRPOConfig field by its own name.
-        """
+    def config_class(cls) -> type:
         from trl import GRPOConfig
 
-        layers = run.layer_settings(flags, recipe, trainer_fields=field_names(GRPOConfig), own_fields=cls.own_fields(),
-                                    flag_fields=FLAG_FIELDS, defaults=TRL_DEFAULTS, what="GRPO")
-        trl, recipe_own, flag_own = layers.trainer, layers.recipe_own, layers.flag_own
-        own = merge(recipe_own, flag_own)
-        if recipe_own.get("reward_params") and flag_own.get("reward_params"):  # per reward: flags win per key
-            params = {k: dict(v or {}) for k, v in recipe_own["reward_params"].items()}
-            for name, values in flag_own["reward_params"].items():
-                params.setdefault(name, {}).update(values)
-            own["reward_params"] = params
-        for key in ("reward", "stop"):
-            if key in own:
-                own[key] = tuple([own[key]] if isinstance(own[key], str) else own[key])
-        if own.get("lora") is not None:
-            own["lora"] = run.normalise_lora(own["lora"])
-        return cls(**own, trl=trl)
-
-    def to_json(self) -> dict[str, Any]:
-        return to_jsonable(asdict(self))
+        return GRPOConfig
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> GRPOSettings:
-        own = {k: v for k, v in data.items() if k in cls.own_fields()}
-        own["reward"] = tuple(own.get("reward", ()))
-        own["stop"] = tuple(own.get("stop", ()))
-        own["lora"] = run.normalise_lora(own.get("lora"))
-        return cls(**own, trl=dict(data.get("trl", {})))
+    def _own(cls, layers: run.Layers) -> dict[str, Any]:
+        own = layers.own
+        recipe_params, flag_params = layers.recipe_own.get("reward_params"), layers.flag_own.get("reward_params")
+        if recipe_params and flag_params:  # per reward: flags win per key
+            params = {k: dict(v or {}) for k, v in recipe_params.items()}
+            for name, values in flag_params.items():
+                params.setdefault(name, {}).update(values)
+            own["reward_params"] = params
+        return own
+
+    def config(self) -> Any:
+        return grpo_config(self)
+
+    def train(self, **options: Any) -> RunResult:
+        return train(self, **options)
+
+    def plan_launch(self) -> Launch:
+        prepared = prepare(self)
+        args = grpo_config(self)  # bad settings fail here, once, before N processes start
+        checked = base.record(resolve_template(prepared, self), prepared.records)
+        if self.data != "-":
+            return Launch(base.ranks_settings(self), checked, args)
+        # the ranks cannot all read stdin: they read the prompts, fields mapped, rendered as given
+        path = str(self.output_dir / DATA_FILE)
+        return Launch(base.ranks_settings(self, data=path, split=None, prompt_field=None, answer_field=None,
+                                          extract_answer=None), checked, args, path, prepared.records)
+
+    @staticmethod
+    def progress(logs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"reward": logs.get("reward"), "accuracy": logs.get("rewards/accuracy/mean"),
+                "length": logs.get("completions/mean_length")}
+
+    @staticmethod
+    def stats(values: Mapping[str, Any]) -> str:
+        parts = []
+        for label in ("reward", "accuracy", "length"):
+            value = values.get(label)
+            if isinstance(value, (int, float)):
+                parts.append(f"{label} {value:.3g}" if label != "length" else f"{label} {value:.0f}")
+        return ", ".join(parts)
 
 
 # ---- data and rewards: checked before any model loads -------------------------------------
@@ -163,15 +160,17 @@ class GRPOSettings:
 
 @dataclass
 class Prepared:
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the prompt records TRL trains on, prompts rendered
     rewards: list[Any]
     template: str | None
+    records: list[dict[str, Any]] = field(default_factory=list)  # the same, fields mapped, prompts as read
 
 
 def prepare(settings: GRPOSettings) -> Prepared:
     """Build the rewards and read the prompts; refuse records that lack a field a reward needs."""
     from r1cli import rewards as registry
-    from r1cli.io import iter_records, prepare_prompts
+    from r1cli.prompts import prepare_prompts
+    from r1cli.sources import iter_records
     from r1cli.templates import check_template, render
 
     built = registry.resolve(list(settings.reward), settings.reward_params)
@@ -181,20 +180,32 @@ def prepare(settings: GRPOSettings) -> Prepared:
     template = check_template(settings.template) if settings.template is not None else None
     located = prepare_prompts(iter_records(settings.data, split=settings.split), prompt_field=settings.prompt_field,
                               answer_field=settings.answer_field, extract=settings.extract_answer)
-    rows = []
+    rows, records = [], []
     for where, record in located:
         for name, reward in [(f, r) for f, r in registry.missing_fields(record, built) if f != "completion"]:
             raise BadInput(f"{where}: no '{name}' field, which the {reward} reward needs",
                            hint="add it to the data, map it with --answer-field, or drop -r " + reward)
+        row = dict(record)
         if template is not None:
             try:
-                record["prompt"] = render(record["prompt"], template, system=settings.system, prefill=settings.prefill)
+                row["prompt"] = render(record["prompt"], template, system=settings.system, prefill=settings.prefill)
             except BadInput as exc:
                 raise BadInput(f"{where}: {exc.message}", hint=exc.hint) from None
-        rows.append(record)
+        rows.append(row)
+        records.append(record)
     if not rows:
         raise BadInput(f"{settings.data}: no prompt records", hint="GRPO needs at least one prompt")
-    return Prepared(rows=rows, rewards=built, template=template)
+    return Prepared(rows=rows, rewards=built, template=template, records=records)
+
+
+def resolve_template(prepared: Prepared, settings: GRPOSettings, tokenizer: Any | None = None) -> GRPOSettings:
+    """The settings with the template the prompts are rendered with (no --template: the model's
+    tokenizer decides, see `_apply_default_template`)."""
+    if prepared.template is None:
+        from r1cli.models import load_tokenizer
+
+        _apply_default_template(prepared, settings, tokenizer if tokenizer is not None else load_tokenizer(settings.model))
+    return replace(settings, template=prepared.template)
 
 
 def _apply_default_template(prepared: Prepared, settings: GRPOSettings, tokenizer: Any) -> None:
@@ -280,18 +291,19 @@ def loss_types(config_cls: Any) -> list[str]:
     return re.findall(r"'(\w+)'", listed)
 
 
-def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbacks: Sequence[Any] = ()) -> Any:
+def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbacks: Sequence[Any] = (),
+                  tokenizer: Any | None = None) -> Any:
     """A GRPOTrainer (or its dynamic-sampling subclass) over the prepared prompts."""
     from transformers.utils import logging as hf_logging
     from trl import GRPOTrainer
 
     from r1cli.models import load_tokenizer, resolve_model
     from r1cli.rewards.trl import PooledRewards
-    from r1cli.training.sampling import dynamic_sampling_trainer
+    from r1cli.training.dynamic_sampling import dynamic_sampling_trainer
 
     hf_logging.disable_progress_bar()
     source = resolve_model(settings.model)
-    tokenizer = load_tokenizer(settings.model)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(settings.model)
     tokenizer.padding_side = "left"
     _apply_default_template(prepared, settings, tokenizer)
     _continue_prefilled(prepared.rows, tokenizer)
@@ -307,7 +319,8 @@ def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbac
     if resolve_generation(settings.generation, args.to_dict()) == "r1":
         from r1cli.training.generation import R1Rollout
 
-        rollout = R1Rollout(stop=settings.stop, think_budget=settings.think_budget, template=settings.template)
+        rollout = R1Rollout(stop=settings.stop, options=settings.generation_options, think_budget=settings.think_budget,
+                            template=settings.template)
     with warnings.catch_warnings():
         # TRL calls rollout_func experimental; r1 pins TRL 1.16, whose contract it follows
         warnings.filterwarnings("ignore", message=".*'rollout_func'.*", category=UserWarning)
@@ -350,24 +363,10 @@ def metrics_row(logs: Mapping[str, Any], step: int, reward_names: Sequence[str],
     for key, value in logs.items():
         if key not in used:
             row[key] = value
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-
-
-def _progress_values(logs: Mapping[str, Any]) -> dict[str, Any]:
-    return {"reward": logs.get("reward"), "accuracy": logs.get("rewards/accuracy/mean"),
-            "length": logs.get("completions/mean_length")}
+    return run.clean_row(row)
 
 
 # ---- running ---------------------------------------------------------------------------------------
-
-
-def check_output(settings: GRPOSettings) -> str | None:
-    """The checkpoint to resume from (with --resume); refuse to overwrite a finished or started run."""
-    return run.check_output(settings.output_dir, settings.resume)
-
-
-def write_config(settings: GRPOSettings, args: Any | None = None) -> None:
-    run.write_config(settings.output_dir, settings.to_json(), args=args, config_key="grpo_config")
 
 
 def training_callbacks(settings: GRPOSettings, args: Any, template: Callable[[], str | None], *,
@@ -382,67 +381,35 @@ def training_callbacks(settings: GRPOSettings, args: Any, template: Callable[[],
                                           template=template, prefill=settings.prefill, stop=settings.stop)
 
 
-def train(settings: GRPOSettings, *, progress: Callable[..., Any] | None = None,
-          prepared: Prepared | None = None, warn: Callable[[str], None] | None = None) -> RunResult:
-    """Run GRPO in this process (or as one rank of `accelerate launch`) and save the model."""
-    prepared = prepared or prepare(settings)
-    args = grpo_config(settings)
-    checkpoint = check_output(settings)
+@base.one_run
+def train(settings: GRPOSettings, *, progress: Callable[..., Any] | None = None, prepared: Prepared | None = None,
+          warn: Callable[[str], None] | None = None, record: Mapping[str, Any] | None = None) -> RunResult:
+    """Run GRPO in this process (or as one rank of `accelerate launch`) and save the model.
+
+    `record`: what r1_config.json says the run is (a launched rank gets the one its parent checked).
+    """
     from transformers.utils import logging as hf_logging
 
+    from r1cli.models import load_tokenizer
+
+    prepared = prepared or prepare(settings)
+    args = grpo_config(settings)
+    tokenizer = load_tokenizer(settings.model)
+    resolved = resolve_template(prepared, settings, tokenizer)
+    start = base.begin(settings, record or base.record(resolved, prepared.records), args)
     hf_logging.set_verbosity_error()
-    out = settings.output_dir
     names = [r.name for r in prepared.rewards]
     callbacks = [*training_callbacks(settings, args, lambda: prepared.template, warn=warn),
-                 run.metrics_callback(out / METRICS_FILE, lambda logs, step, elapsed: metrics_row(logs, step, names,
-                                                                                                   elapsed))]
+                 run.metrics_callback(settings.output_dir / METRICS_FILE,
+                                      lambda logs, step, elapsed: metrics_row(logs, step, names, elapsed))]
     if progress is not None:
-        callbacks.append(run.progress_callback(progress, _progress_values))
+        callbacks.append(run.progress_callback(progress, settings.progress))
     with run.quiet_renames():
-        trainer = build_trainer(settings, prepared, args, callbacks)
-    if trainer.accelerator.is_main_process:
-        write_config(replace(settings, template=prepared.template), args)
-    try:
-        return run.fit(trainer, out, checkpoint, settings.lora, last_key="reward")
-    finally:
-        trainer.r1_rewards.close()  # the reward pool's workers
-
-
-# ---- several processes -----------------------------------------------------------------------------
-
-WORKER_MODULE = "r1cli.cli.grpo"
-
-
-def launch_command(config_path: Path, num_processes: int, port: int, *, quiet: bool = False) -> list[str]:
-    """`accelerate launch` of `python -m r1cli.cli.grpo CONFIG` with N real ranks (see `run.launch_command`)."""
-    return run.launch_command(WORKER_MODULE, config_path, num_processes, port, quiet=quiet)
+        trainer = build_trainer(settings, prepared, args, callbacks, tokenizer=tokenizer)
+    return base.fit(settings, trainer, start, args, lora=settings.lora, last_key="reward",
+                    close=trainer.r1_rewards.close)  # the reward pool's workers
 
 
 def launch(settings: GRPOSettings, *, quiet: bool = False) -> int:
     """Check the data in this process, then run N training processes; returns their exit status."""
-    prepared = prepare(settings)
-    grpo_config(settings)  # bad settings fail here, once, before N processes start
-    check_output(settings)
-    out = settings.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    child = replace(settings, num_processes=1)
-    if settings.data == "-":  # the ranks cannot all read stdin: give them the prompts as a file
-        from r1cli.io import dumps
-
-        (out / DATA_FILE).write_text("".join(dumps(r) for r in prepared.rows), encoding="utf-8")
-        child = replace(child, data=str(out / DATA_FILE), prompt_field=None, answer_field=None, extract_answer=None)
-        if prepared.template is not None:  # the saved prompts are rendered already
-            child = replace(child, template="none" if _all_text(prepared.rows) else "chat", system=None,
-                            prefill=None)
-    write_config(child)
-    command = launch_command(out / CONFIG_FILE, settings.num_processes, run.free_port(), quiet=quiet)
-    return run.run_launch(command, settings.num_processes)
-
-
-def _all_text(rows: list[dict[str, Any]]) -> bool:
-    return all(isinstance(r["prompt"], str) for r in rows)
-
-
-def worker_settings(config_path: str | Path) -> GRPOSettings:
-    """The settings a launched rank runs with: the `r1` section of r1_config.json."""
-    return GRPOSettings.from_json(run.read_config(config_path))
+    return base.launch(settings, quiet=quiet)

@@ -17,13 +17,12 @@ The student's run folder is OUTPUT/student (model, checkpoints, metrics.jsonl, r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from r1cli.errors import BadInput, R1Error
-from r1cli.training import run
-from r1cli.training.config import field_names, to_jsonable
+from r1cli.training import base, run
+from r1cli.training.base import RunSettings
 from r1cli.training.run import METRICS_FILE, RunResult
 
 TRL_DEFAULTS: dict[str, Any] = {
@@ -44,7 +43,7 @@ FLAG_FIELDS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class OnPolicySettings:
+class OnPolicySettings(RunSettings):
     """The student (`model`), its `teacher`, the prompts, and DistillationConfig's fields in `trl`."""
 
     model: str
@@ -55,44 +54,34 @@ class OnPolicySettings:
     prefill: str | None = None
     split: str | None = None
     prompt_field: str | None = None
-    resume: bool = False
-    trl: Mapping[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if not self.trl.get("output_dir"):
-            raise R1Error("no output folder", hint="give -o FOLDER")
+    TRAINER: ClassVar[str] = "on-policy"
+    WHAT: ClassVar[str] = "on-policy distillation"
+    TRL_DEFAULTS: ClassVar[Mapping[str, Any]] = TRL_DEFAULTS
+    FLAG_FIELDS: ClassVar[Mapping[str, str]] = FLAG_FIELDS
 
     @property
-    def output_dir(self) -> Path:
-        return Path(self.trl["output_dir"])
+    def config_key(self) -> str:
+        return "distillation_config"
 
     @classmethod
-    def own_fields(cls) -> set[str]:
-        return {f.name for f in fields(cls)} - {"trl"}
-
-    @classmethod
-    def build(cls, flags: Mapping[str, Any], recipe: str | Path | Mapping[str, Any] | None = None) -> OnPolicySettings:
-        """r1's defaults < the recipe (DistillationConfig fields, r1 settings under `r1:`) < flags."""
+    def config_class(cls) -> type:
         from trl import DistillationConfig
 
-        layers = run.layer_settings(flags, recipe, trainer_fields=field_names(DistillationConfig),
-                                    own_fields=cls.own_fields(), flag_fields=FLAG_FIELDS, defaults=TRL_DEFAULTS,
-                                    what="on-policy distillation")
-        return cls(**layers.own, trl=layers.trainer)
+        return DistillationConfig
 
-    def to_json(self) -> dict[str, Any]:
-        return to_jsonable(asdict(self))
+    def train(self, **options: Any) -> RunResult:
+        return train(self, **options)
 
 
 def config(settings: OnPolicySettings) -> Any:
-    from trl import DistillationConfig
-
-    return run.make_config(DistillationConfig, run.cpu_defaults(dict(settings.trl)), what="on-policy distillation")
+    return settings.config()
 
 
 def prepare(settings: OnPolicySettings, tokenizer: Any) -> tuple[list[dict[str, Any]], str]:
     """The prompts, rendered as `r1 grpo` renders them; (rows with only `prompt`, the template)."""
-    from r1cli.io import iter_records, prepare_prompts
+    from r1cli.prompts import prepare_prompts
+    from r1cli.sources import iter_records
     from r1cli.templates import check_template, render
 
     chat = bool(getattr(tokenizer, "chat_template", None))
@@ -117,12 +106,13 @@ def prepare(settings: OnPolicySettings, tokenizer: Any) -> tuple[list[dict[str, 
 
 def check(settings: OnPolicySettings) -> None:
     """Before any model loads: a shared tokenizer and valid trainer settings."""
-    from r1cli.training.sft import check_shared_vocabulary
+    from r1cli.training.gkd import check_shared_vocabulary
 
     check_shared_vocabulary(settings.teacher, settings.model)
     config(settings)
 
 
+@base.one_run
 def train(settings: OnPolicySettings, *, progress: Callable[..., Any] | None = None) -> RunResult:
     """Distil the teacher into the student on the student's own samples, and save the student."""
     from transformers.utils import logging as hf_logging
@@ -136,20 +126,16 @@ def train(settings: OnPolicySettings, *, progress: Callable[..., Any] | None = N
     tokenizer.padding_side = "left"
     rows, template = prepare(settings, tokenizer)
     args = config(settings)
-    checkpoint = run.check_output(settings.output_dir, settings.resume)
+    start = base.begin(settings, base.record(replace(settings, template=template), rows), args)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    out = settings.output_dir
-    callbacks = [run.metrics_callback(out / METRICS_FILE, metrics_row)]
+    callbacks = [run.metrics_callback(settings.output_dir / METRICS_FILE, metrics_row)]
     if progress is not None:
-        callbacks.append(run.progress_callback(progress, lambda logs: {"loss": logs.get("loss")}))
+        callbacks.append(run.progress_callback(progress, settings.progress))
     teacher = load_model(settings.teacher, dtype="float32")  # the student trains in float32 too
     with run.quiet_renames():
         trainer = DistillationTrainer(model=resolve_model(settings.model), teacher_model=teacher, args=args,
                                       train_dataset=run.dataset(rows, what="prompt records", hint=""),
                                       processing_class=tokenizer, callbacks=callbacks)
     run.quiet_trainer(trainer)
-    if trainer.accelerator.is_main_process:
-        run.write_config(out, replace(settings, template=template).to_json(), args=args,
-                         config_key="distillation_config")
-    return run.fit(trainer, out, checkpoint, None, last_key="loss")
+    return base.fit(settings, trainer, start, args)

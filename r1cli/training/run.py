@@ -4,7 +4,8 @@
 same output folder: the final model and tokenizer at the top (`from_pretrained(OUTPUT)` loads
 it), `checkpoint-N/` folders, `r1_config.json` (r1's settings, the trainer config, versions) and
 `metrics.jsonl` (one line per logging step, truncated back to the checkpoint a run resumes from).
-This module holds those pieces; each command's module keeps only its trainer and its data.
+This module holds those pieces; r1cli.training.base holds the settings and the record
+(r1_config.json) they share, each trainer's module only its trainer and its data.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from r1cli.errors import OutputError, R1Error
-from r1cli.training.config import load_recipe, merge, split_recipe, to_jsonable
+from r1cli.training.config import load_recipe, merge, split_recipe
 
 CONFIG_FILE = "r1_config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -288,27 +289,6 @@ def check_output(output_dir: Path, resume: bool) -> str | None:
     return None
 
 
-def write_config(output_dir: Path, own: Mapping[str, Any], *, args: Any | None = None,
-                 config_key: str = "trainer_config") -> None:
-    """r1_config.json: r1's settings (`r1`), and with `args` the trainer config and the process count."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {"r1": to_jsonable(own)}
-    if args is not None:
-        data["processes"] = args.world_size
-        data[config_key] = to_jsonable(args.to_dict())
-    from r1cli import __version__
-
-    data["versions"] = {"r1cli": __version__, **versions()}
-    tmp = output_dir / (CONFIG_FILE + ".part")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, output_dir / CONFIG_FILE)
-
-
-def read_config(config_path: str | Path) -> dict[str, Any]:
-    """The `r1` section of an r1_config.json: the settings a launched rank runs with."""
-    return json.loads(Path(config_path).read_text(encoding="utf-8"))["r1"]
-
-
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -369,7 +349,7 @@ def save_model(trainer: Any, output_dir: Path, lora: tuple[int, int] | None) -> 
 
 def launch_command(module: str, config_path: Path, num_processes: int, port: int, *,
                    quiet: bool = False) -> list[str]:
-    """`accelerate launch` of a worker entry point (`python -m MODULE CONFIG`) with N real ranks.
+    """`accelerate launch` of a worker entry point (`python -m MODULE LAUNCH_FILE`) with N real ranks.
 
     `--cpu --num_processes N` starts ONE process (accelerate 1.15); `--multi_gpu` with explicit
     machine, precision and dynamo settings starts N ranks, with gloo where there is no GPU.

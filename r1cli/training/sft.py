@@ -1,4 +1,4 @@
-"""Supervised fine-tuning on TRL's `SFTTrainer` (and GKD distillation on TRL's `GKDTrainer`).
+"""Supervised fine-tuning on TRL's `SFTTrainer` (GKD, its logit-distillation variant: r1cli.training.gkd).
 
 Data: prompt–completion records (what `r1 rollout` and `r1 reject-sample` write; every other key
 is dropped before TRL sees it) or `messages` records. The loss covers the completion only. A
@@ -19,18 +19,18 @@ prompts exactly as rollouts and evaluation show them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from r1cli.errors import BadInput, R1Error
-from r1cli.io import Located
-from r1cli.training import run
-from r1cli.training.config import field_names, to_jsonable
-from r1cli.training.run import CONFIG_FILE, METRICS_FILE, RunResult
+from r1cli.sources import Located
+from r1cli.training import base, run
+from r1cli.training.base import Launch, TrainSettings
+from r1cli.training.run import METRICS_FILE, RunResult
 
 DATA_FILE = "sft_data.jsonl"  # the examples, saved for the processes of `--num-processes` when read from stdin
-METHODS = ("sft", "gkd")
+METHODS = {"sft": "r1cli.training.sft:SFTSettings", "gkd": "r1cli.training.gkd:GKDSettings"}
 
 # r1's defaults for SFTConfig/GKDConfig fields where they differ from TRL's (a recipe or a flag overrides them).
 TRL_DEFAULTS: dict[str, Any] = {
@@ -52,52 +52,37 @@ FLAG_FIELDS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class SFTSettings:
-    """Everything an SFT run needs: r1's own settings, and the SFTConfig (GKDConfig) fields in `trl`.
+class SFTSettings(TrainSettings):
+    """Everything an SFT run needs: r1's own settings, and the SFTConfig fields in `trl`.
 
-    `method`: "sft" (SFTTrainer), or "gkd" (TRL's GKDTrainer: the student also learns the
-    `teacher`'s next-token distributions, on its own samples a `lmbda` share of the steps).
+    `method`: "sft" (SFTTrainer), or "gkd" (`GKDSettings`: TRL's GKDTrainer, the student also
+    learns the `teacher`'s next-token distributions); `build` and `from_json` choose the class.
     """
 
-    model: str = "smollm2-135m"
-    data: str = "-"
-    template: str | None = None
-    system: str | None = None
-    split: str | None = None
-    lora: tuple[int, int] | None = None
-    resume: bool = False
-    num_processes: int = 1
     method: str = "sft"
     teacher: str | None = None
-    eval_data: str | None = None
-    eval_every: int | None = None
-    eval_samples: int = 4
     eval_max_tokens: int = 512  # completion tokens per held-out sample
-    save_best: str | None = None
-    trl: Mapping[str, Any] = field(default_factory=dict)
+
+    TRAINER: ClassVar[str] = "sft"
+    WHAT: ClassVar[str] = "SFT"
+    TRL_DEFAULTS: ClassVar[Mapping[str, Any]] = TRL_DEFAULTS
+    FLAG_FIELDS: ClassVar[Mapping[str, str]] = FLAG_FIELDS
 
     def __post_init__(self) -> None:
-        from r1cli.training.eval_callback import check_eval_settings
-
-        check_eval_settings(self)
+        super().__post_init__()
         if self.method not in METHODS:
             raise R1Error(f"unknown method '{self.method}'. Choose from: {', '.join(METHODS)}.")
-        if self.method == "gkd" and not self.teacher:
-            raise R1Error("--method gkd needs a teacher model", hint="give --teacher MODEL")
-        if self.method == "sft" and self.teacher:
+        if self.method != self.TRAINER:
+            raise R1Error(f"method '{self.method}' has its own settings class",
+                          hint="build them with SFTSettings.build(), which chooses it")
+        if self.teacher and self.method == "sft":
             raise R1Error("a teacher is used by --method gkd only", hint="drop the teacher, or use --method gkd")
-        if self.num_processes < 1:
-            raise R1Error(f"--num-processes must be at least 1, got {self.num_processes}")
-        if not self.trl.get("output_dir"):
-            raise R1Error("no output folder", hint="give -o FOLDER (or output_dir in the recipe)")
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.trl["output_dir"])
 
     @classmethod
-    def own_fields(cls) -> set[str]:
-        return {f.name for f in fields(cls)} - {"trl"}
+    def config_class(cls) -> type:
+        from trl import SFTConfig
+
+        return SFTConfig
 
     @classmethod
     def build(cls, flags: Mapping[str, Any], recipe: str | Path | Mapping[str, Any] | None = None) -> SFTSettings:
@@ -107,22 +92,56 @@ class SFTSettings:
         (`epochs`, `batch_size`, `output`, …) and any other SFTConfig field by its own name. With
         `method: gkd`, GKDConfig's fields (`lmbda`, `beta`, `max_new_tokens`, …) are accepted too.
         """
-        method = flags.get("method") or _recipe_method(recipe) or "sft"
-        layers = run.layer_settings(flags, recipe, trainer_fields=field_names(config_class(method)),
-                                    own_fields=cls.own_fields(), flag_fields=FLAG_FIELDS, defaults=TRL_DEFAULTS,
-                                    what="SFT" if method == "sft" else "GKD")
-        own = layers.own
-        own["lora"] = run.normalise_lora(own.get("lora"))
-        return cls(**own, trl=layers.trainer)
-
-    def to_json(self) -> dict[str, Any]:
-        return to_jsonable(asdict(self))
+        method = flags.get("method") or _recipe_method(recipe) or cls.TRAINER
+        return super(SFTSettings, method_class(method)).build(flags, recipe)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SFTSettings:
-        own = {k: v for k, v in data.items() if k in cls.own_fields()}
-        own["lora"] = run.normalise_lora(own.get("lora"))
-        return cls(**own, trl=dict(data.get("trl", {})))
+        return super(SFTSettings, method_class(data.get("method") or cls.TRAINER)).from_json(data)
+
+    def rows(self, examples: list[Example], template: str, told: bool) -> list[dict[str, Any]]:
+        """The rows TRL trains on, from the checked examples and the template chosen."""
+        return [render_example(e, template, system=_system(e, self.system, told) if template == "chat" else None)
+                for e in examples]
+
+    def trainer(self, prepared: Prepared, args: Any, callbacks: Iterable[Any], tokenizer: Any) -> Any:
+        return build_trainer(self, prepared, args, callbacks, tokenizer=tokenizer)
+
+    def train(self, **options: Any) -> RunResult:
+        return train(self, **options)
+
+    def plan_launch(self) -> Launch:
+        prepared = prepare(self)
+        args = self.config()  # bad settings fail here, once, before N processes start
+        checked = base.record(replace(self, template=prepared.template), prepared.records)
+        if self.data != "-":
+            return Launch(base.ranks_settings(self), checked, args)
+        # the ranks cannot all read stdin: they read the checked examples, as the records said them
+        path = str(self.output_dir / DATA_FILE)
+        return Launch(base.ranks_settings(self, data=path, split=None), checked, args, path, prepared.records)
+
+    @staticmethod
+    def progress(logs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"loss": logs.get("loss"), "accuracy": logs.get("mean_token_accuracy")}
+
+    @staticmethod
+    def stats(values: Mapping[str, Any]) -> str:
+        parts = []
+        for label, key in (("loss", "loss"), ("token accuracy", "accuracy")):
+            value = values.get(key)
+            if isinstance(value, (int, float)):
+                parts.append(f"{label} {value:.3g}")
+        return ", ".join(parts)
+
+
+def method_class(method: str) -> type[SFTSettings]:
+    """The settings class of an SFT method (`sft`, `gkd`)."""
+    if method not in METHODS:
+        raise R1Error(f"unknown method '{method}'. Choose from: {', '.join(METHODS)}.")
+    import importlib
+
+    module, _, name = METHODS[method].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _recipe_method(recipe: str | Path | Mapping[str, Any] | None) -> str | None:
@@ -133,28 +152,6 @@ def _recipe_method(recipe: str | Path | Mapping[str, Any] | None) -> str | None:
     data = recipe if isinstance(recipe, Mapping) else load_recipe(recipe)
     section = data.get(OWN_SECTION)
     return section.get("method") if isinstance(section, Mapping) else None
-
-
-def config_class(method: str) -> type:
-    if method == "gkd":
-        return gkd_classes()[0]
-    from trl import SFTConfig
-
-    return SFTConfig
-
-
-def gkd_classes() -> tuple[type, type]:
-    """TRL's (GKDConfig, GKDTrainer): in `trl.experimental.gkd` since TRL 1.0, top-level `trl` before."""
-    import warnings
-
-    with warnings.catch_warnings():
-        # The "APIs here are unstable" notice of trl.experimental: r1 pins what it uses in its tests.
-        warnings.filterwarnings("ignore", message=".*trl.experimental.*")
-        try:
-            from trl.experimental.gkd import GKDConfig, GKDTrainer
-        except ImportError:
-            from trl import GKDConfig, GKDTrainer  # type: ignore[attr-defined,no-redef]
-    return GKDConfig, GKDTrainer
 
 
 # ---- data: checked before any model loads -------------------------------------------------------
@@ -292,6 +289,12 @@ class Prepared:
     template: str
     examples: list[Example]
 
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The examples as SFT records, as their records said them (before any template)."""
+        return [{k: v for k, v in (("prompt", e.prompt), ("completion", e.completion), ("template", e.template),
+                                   ("system", e.system)) if v is not None} for e in self.examples]
+
 
 def prepare(settings: SFTSettings, tokenizer: Any | None = None) -> Prepared:
     """Read and check the records, choose the template, and render the rows TRL trains on.
@@ -299,29 +302,20 @@ def prepare(settings: SFTSettings, tokenizer: Any | None = None) -> Prepared:
     No model loads here: bad data fails in a second. Without --template, the student's
     tokenizer decides (chat when it has a chat template).
     """
-    from r1cli.io import iter_records
+    from r1cli.sources import iter_records
     from r1cli.templates import check_template
 
     examples = read_examples(iter_records(settings.data, split=settings.split))
     # the records' own template first (the prompt their model saw), unless --template says otherwise
     told = settings.template is not None
     template = check_template(settings.template) if told else carried_template(examples)
-    if settings.method == "gkd":
-        check_shared_vocabulary(settings.teacher or "", settings.model)
     if template is None:
         if tokenizer is None:
             from r1cli.models import load_tokenizer
 
             tokenizer = load_tokenizer(settings.model)
         template = "chat" if getattr(tokenizer, "chat_template", None) else "none"
-    if settings.method == "gkd" and template != "chat":
-        raise R1Error(f"--method gkd trains on chat messages; template '{template}' gives plain text",
-                      hint="use --template chat with a student that has a chat template, or --method sft")
-    rows = [render_example(e, template, system=_system(e, settings.system, told) if template == "chat" else None)
-            for e in examples]
-    if settings.method == "gkd":  # TRL's ChatML collator reads whole conversations
-        rows = [{"messages": r["prompt"] + r["completion"]} for r in rows]
-    return Prepared(rows=rows, template=template, examples=examples)
+    return Prepared(rows=settings.rows(examples, template, told), template=template, examples=examples)
 
 
 def _system(example: Example, flag: str | None, told: bool) -> str | None:
@@ -329,32 +323,6 @@ def _system(example: Example, flag: str | None, told: bool) -> str | None:
     if flag is not None or told:
         return flag
     return example.system
-
-
-def check_shared_vocabulary(teacher: str, student: str) -> None:
-    """Refuse a teacher and a student whose tokenizers (or embedding sizes) differ: logit
-    distillation compares their next-token distributions token by token. Tokenizers and configs
-    only: no model loads."""
-    from r1cli.models import load_tokenizer, resolve_model
-
-    t_vocab, s_vocab = load_tokenizer(teacher).get_vocab(), load_tokenizer(student).get_vocab()
-    if t_vocab != s_vocab:
-        only_t = sorted(set(t_vocab) - set(s_vocab))
-        only_s = sorted(set(s_vocab) - set(t_vocab))
-        moved = sum(1 for tok, i in t_vocab.items() if tok in s_vocab and s_vocab[tok] != i)
-        example = (f"'{only_s[0]}' only in the student" if only_s else f"'{only_t[0]}' only in the teacher"
-                   if only_t else f"{moved:,} tokens with other ids")
-        raise R1Error(f"the teacher ({teacher}) and the student ({student}) do not share a tokenizer: "
-                      f"{len(t_vocab):,} vs {len(s_vocab):,} tokens ({example})",
-                      hint="--method gkd compares the two models' next-token distributions token by token; use "
-                           "--method sft (it trains on the teacher's text), or a student of the teacher's family")
-    from transformers import AutoConfig
-
-    sizes = [AutoConfig.from_pretrained(resolve_model(m)).get_text_config().vocab_size for m in (teacher, student)]
-    if sizes[0] != sizes[1]:
-        raise R1Error(f"the teacher ({teacher}) and the student ({student}) share a tokenizer but their output "
-                      f"layers differ: vocab_size {sizes[0]:,} vs {sizes[1]:,}",
-                      hint="--method gkd needs equal vocab_size in both configs; use --method sft")
 
 
 def tokenize_row(row: Mapping[str, Any], tokenizer: Any) -> dict[str, list[int]]:
@@ -404,36 +372,32 @@ def _dataset(rows: list[dict[str, Any]]) -> Any:
 
 
 def sft_config(settings: SFTSettings) -> Any:
-    """The `SFTConfig` (or `GKDConfig`), with bf16 off where there is no GPU; bad values become R1Error."""
-    kwargs = run.cpu_defaults(dict(settings.trl))
-    if kwargs.get("packing") and settings.method == "gkd":
-        raise R1Error("--packing does not apply to --method gkd (it trains on whole conversations)")
-    return run.make_config(config_class(settings.method), kwargs, what=settings.method.upper())
+    """The `SFTConfig` (`GKDConfig` for gkd), with bf16 off where there is no GPU; bad values become R1Error."""
+    return settings.config()
 
 
 def build_trainer(settings: SFTSettings, prepared: Prepared, args: Any, callbacks: Iterable[Any] = (),
                   tokenizer: Any | None = None) -> Any:
-    """An SFTTrainer (or GKDTrainer) over the prepared rows."""
+    """An SFTTrainer over the prepared rows, tokenised as `tokenize_row` says."""
+    from trl import SFTTrainer
+
+    from r1cli.models import load_tokenizer, resolve_model
+
+    no_bars()
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(settings.model)
+    trainer = SFTTrainer(model=resolve_model(settings.model), train_dataset=_tokenized(prepared.rows, tokenizer, args),
+                         args=args, processing_class=tokenizer, callbacks=list(callbacks),
+                         peft_config=run.lora_config(settings.lora))
+    return run.quiet_trainer(trainer)
+
+
+def no_bars() -> None:
+    """TRL's model-loading, tokenising and packing bars off: stderr is for r1's own progress."""
     from datasets.utils.logging import disable_progress_bar as no_dataset_bars
     from transformers.utils import logging as hf_logging
 
-    from r1cli.models import load_model, load_tokenizer, resolve_model
-
     hf_logging.disable_progress_bar()
-    no_dataset_bars()  # TRL's tokenising/packing bars: stderr is for r1's own progress
-    source = resolve_model(settings.model)
-    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(settings.model)
-    common = dict(args=args, processing_class=tokenizer, callbacks=list(callbacks),
-                  peft_config=run.lora_config(settings.lora))
-    if settings.method == "gkd":  # GKD's collator tokenises whole conversations itself
-        _, trainer_cls = gkd_classes()
-        teacher = load_model(settings.teacher or "", dtype="float32")  # the student trains in float32 too
-        trainer = trainer_cls(model=source, teacher_model=teacher, train_dataset=_dataset(prepared.rows), **common)
-    else:
-        from trl import SFTTrainer
-
-        trainer = SFTTrainer(model=source, train_dataset=_tokenized(prepared.rows, tokenizer, args), **common)
-    return run.quiet_trainer(trainer)
+    no_dataset_bars()
 
 
 _RENAMED = {"loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm", "num_tokens": "tokens",
@@ -460,74 +424,37 @@ def metrics_row(logs: Mapping[str, Any], step: int, elapsed: float) -> dict[str,
     return run.clean_row(row)
 
 
-def _progress_values(logs: Mapping[str, Any]) -> dict[str, Any]:
-    return {"loss": logs.get("loss"), "accuracy": logs.get("mean_token_accuracy")}
-
-
 # ---- running ---------------------------------------------------------------------------------------
 
 
-def check_output(settings: SFTSettings) -> str | None:
-    """The checkpoint to resume from (with --resume); refuse to overwrite a finished or started run."""
-    return run.check_output(settings.output_dir, settings.resume)
+@base.one_run
+def train(settings: SFTSettings, *, progress: Callable[..., Any] | None = None, prepared: Prepared | None = None,
+          record: Mapping[str, Any] | None = None) -> RunResult:
+    """Fine-tune in this process (or as one rank of `accelerate launch`) and save the model.
 
+    `record`: what r1_config.json says the run is (a launched rank gets the one its parent checked).
+    """
+    from transformers.utils import logging as hf_logging
 
-def write_config(settings: SFTSettings, args: Any | None = None) -> None:
-    run.write_config(settings.output_dir, settings.to_json(), args=args, config_key=f"{settings.method}_config")
-
-
-def train(settings: SFTSettings, *, progress: Callable[..., Any] | None = None,
-          prepared: Prepared | None = None) -> RunResult:
-    """Fine-tune in this process (or as one rank of `accelerate launch`) and save the model."""
     from r1cli.models import load_tokenizer
+    from r1cli.training.eval_callback import held_out_callbacks
 
     tokenizer = load_tokenizer(settings.model)
     prepared = prepared or prepare(settings, tokenizer)
-    args = sft_config(settings)
-    checkpoint = check_output(settings)
-    from transformers.utils import logging as hf_logging
-
+    args = settings.config()
+    resolved = replace(settings, template=prepared.template)
+    start = base.begin(settings, record or base.record(resolved, prepared.records), args)
     hf_logging.set_verbosity_error()
-    out = settings.output_dir
-    from r1cli.training.eval_callback import held_out_callbacks
-
     callbacks = [*held_out_callbacks(settings, max_new_tokens=settings.eval_max_tokens, seed=args.seed,
                                      template=lambda: prepared.template),
-                 run.metrics_callback(out / METRICS_FILE, metrics_row)]
+                 run.metrics_callback(settings.output_dir / METRICS_FILE, metrics_row)]
     if progress is not None:
-        callbacks.append(run.progress_callback(progress, _progress_values))
+        callbacks.append(run.progress_callback(progress, settings.progress))
     with run.quiet_renames():
-        trainer = build_trainer(settings, prepared, args, callbacks, tokenizer=tokenizer)
-    if trainer.accelerator.is_main_process:
-        write_config(replace(settings, template=prepared.template), args)
-    return run.fit(trainer, out, checkpoint, settings.lora, last_key="loss")
-
-
-# ---- several processes -----------------------------------------------------------------------------
-
-WORKER_MODULE = "r1cli.cli.sft"
+        trainer = settings.trainer(prepared, args, callbacks, tokenizer)
+    return base.fit(settings, trainer, start, args, lora=settings.lora)
 
 
 def launch(settings: SFTSettings, *, quiet: bool = False) -> int:
     """Check the data and settings in this process, then run N training processes; their exit status."""
-    prepared = prepare(settings)
-    sft_config(settings)  # bad settings fail here, once, before N processes start
-    check_output(settings)
-    out = settings.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    child = replace(settings, num_processes=1, template=prepared.template)
-    if settings.data == "-":  # the ranks cannot all read stdin: give them the checked examples as a file
-        from r1cli.io import dumps
-
-        text = "".join(dumps({"prompt": e.prompt, "completion": e.completion}) for e in prepared.examples)
-        (out / DATA_FILE).write_text(text, encoding="utf-8")
-        child = replace(child, data=str(out / DATA_FILE), split=None)
-    write_config(child)
-    command = run.launch_command(WORKER_MODULE, out / CONFIG_FILE, settings.num_processes, run.free_port(),
-                                 quiet=quiet)
-    return run.run_launch(command, settings.num_processes)
-
-
-def worker_settings(config_path: str | Path) -> SFTSettings:
-    """The settings a launched rank runs with: the `r1` section of r1_config.json."""
-    return SFTSettings.from_json(run.read_config(config_path))
+    return base.launch(settings, quiet=quiet)

@@ -261,3 +261,48 @@ def test_end_to_end_on_the_tiny_model(tmp_path, tiny_model):
     back = lines(again.stdout)[0]
     assert {k: back[k] for k in ("pass@1", "cons@2", "pass@2", "mean_tokens")} == \
         {k: mine_line[k] for k in ("pass@1", "cons@2", "pass@2", "mean_tokens")}
+
+
+FORCED = " <think>2 + 2 = 4</think> <answer>4</answer> User: and what is 3 + 3?"
+
+
+@pytest.fixture
+def forced(monkeypatch, tiny_model):
+    """The hf engine's tiny model, made to write FORCED, token by token, in every row."""
+    from r1cli.engines.hf import HFEngine
+    from r1cli.models import load_tokenizer
+
+    script = load_tokenizer(tiny_model)(FORCED, add_special_tokens=False)["input_ids"]
+    real = HFEngine._forward
+    step = [0]
+
+    def scripted(self, input_ids, attention, positions, cache, *, prefill):
+        logits = real(self, input_ids, attention, positions, cache, prefill=prefill)
+        step[0] = 0 if prefill else step[0] + 1
+        if step[0] < len(script):
+            logits[:] = -1e9
+            logits[:, script[step[0]]] = 1e9
+        return logits
+
+    monkeypatch.setattr(HFEngine, "_forward", scripted)
+    return len(script)
+
+
+@pytest.mark.parametrize("stop, kept, fmt", [
+    (["--stop", "</answer>"], " <think>2 + 2 = 4</think> <answer>4</answer>", 1.0),
+    ([], FORCED, 0.0),  # the same text without the stop string runs on past the answer
+])
+def test_a_stop_at_the_answer_close_keeps_it_and_the_format_reward_sees_it(tmp_path, tiny_model, forced, stop,
+                                                                           kept, fmt):
+    data = write(tmp_path / "q.jsonl", [{"id": "q", "prompt": "What is 2 + 2?", "answer": "4"}])
+    common = ["-m", tiny_model, "--template", "r1-zero", "-n", "2", "--max-new-tokens", str(forced), *stop]
+    rolled = runner.invoke(app, ["rollout", data, "-q", *common])
+    assert rolled.exit_code == 0, rolled.stderr
+    assert [r["completion"] for r in lines(rolled.stdout)] == [kept, kept]
+    result = runner.invoke(app, ["eval", "--data", data, "-q", "--workers", "0", "-o", str(tmp_path / "e"), *common])
+    assert result.exit_code == 0, result.stderr
+    (m,) = lines(result.stdout)
+    assert m["format"] == fmt and m["pass@1"] == 1.0
+    samples = lines((tmp_path / "e" / "q.samples.jsonl").read_text())
+    assert [s["completion"] for s in samples] == [kept, kept]
+    assert [s["finish_reason"] for s in samples] == ["stop" if stop else "length"] * 2

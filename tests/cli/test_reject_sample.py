@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from r1cli.cli import app
 from r1cli.cli.reject_sample import POLICY_OPTIONS, policy_from_options, reject_sample_cmd
-from r1cli.select import SelectPolicy
+from r1cli.reject_sampling import SelectPolicy
 
 runner = CliRunner()
 

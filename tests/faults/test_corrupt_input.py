@@ -63,7 +63,7 @@ def _scored(n: int) -> list[dict]:
 
 def _command(name: str, tiny: str, source: Path, out: Path) -> list[str]:
     return {
-        "rollout": ["rollout", str(source), "-m", tiny, "-n", "1", "--max-new-tokens", "2", "--batch-size", "4"],
+        "rollout": ["rollout", str(source), "-m", tiny, "-n", "1", "--max-new-tokens", "2", "--engine-batch-size", "4"],
         "score": ["score", str(source), "-r", "accuracy", "--workers", "0"],
         "reject-sample": ["reject-sample", str(source)],
     }[name] + ["-o", str(out), "-q"]

@@ -175,7 +175,7 @@ def test_rollout_resumes_once_there_is_room(tiny: str, prompts, tmp_path: Path) 
     disk = Disk("file-size-limit", tmp_path, _file_size_limit(4000), ("File too large",))  # ~8 of 24 records
     source = prompts(12)
     out = tmp_path / "rollouts.jsonl"
-    args = ["rollout", source, "-m", tiny, "-n", 2, "--max-new-tokens", 8, "--batch-size", 4, "-o", out, "--resume"]
+    args = ["rollout", source, "-m", tiny, "-n", 2, "--max-new-tokens", 8, "--engine-batch-size", 4, "-o", out, "--resume"]
     proc = disk.run(*args)
     _assert_clean_failure(proc, disk, f"{out}.part")
     part = Path(f"{out}.part")

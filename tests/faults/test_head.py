@@ -36,7 +36,7 @@ def _pipelines(tiny: str, tmp: Path) -> dict[str, str]:
                                           for r in _scored(4000)])
     return {
         "data": f"{R1} data arithmetic -n 200000 -q",
-        "rollout": f"{R1} data arithmetic -n 2000 -q | {R1} rollout -m {tiny} -n 2 --max-new-tokens 4 --batch-size 4 -q",
+        "rollout": f"{R1} data arithmetic -n 2000 -q | {R1} rollout -m {tiny} -n 2 --max-new-tokens 4 --engine-batch-size 4 -q",
         "score": f"{R1} score {rollouts} --workers 2 -q",
         "score-stdin": f"{R1} score -r format --workers 2 -q < {rollouts}",
         "reject-sample": f"{R1} reject-sample {scored} -q",

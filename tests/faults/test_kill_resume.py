@@ -56,7 +56,7 @@ def _assert_exactly_once(got: list[dict], reference: list[dict]) -> None:
 def test_rollout(tiny: str, prompts, tmp_path: Path) -> None:
     source = prompts(8)
     total = 8 * N
-    args = ["rollout", source, "-m", tiny, "-n", N, "--max-new-tokens", 8, "--batch-size", N, "--dtype", "float32",
+    args = ["rollout", source, "-m", tiny, "-n", N, "--max-new-tokens", 8, "--engine-batch-size", N, "--dtype", "float32",
             "--seed", 0, "-q"]
     reference = tmp_path / "reference.jsonl"
     window = timed_run([*args, "-o", reference], _progress(reference, total), tmp_path / "reference.log")
@@ -142,11 +142,20 @@ def _stage_progress(out: Path) -> dict:
     return progress
 
 
+def _finished(out: Path, stage: str) -> bool:
+    """Whether the stage's manifest (OUT/rollouts.jsonl.r1.json, …, OUT/student.r1.json) says it finished."""
+    name = {"rollout": "rollouts.jsonl", "score": "scored.jsonl", "select": "selected.jsonl", "train": "student"}[stage]
+    try:
+        return json.loads((out / f"{name}.r1.json").read_text())["complete"] is True
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def test_distill(tiny: str, prompts, tmp_path: Path) -> None:
     """Killed in three seeded stages at random moments, `r1 distill` run again finishes every stage once."""
     source = prompts(PROMPTS)
     args = ["distill", "--teacher", tiny, "--student", tiny, "--data", source, "-n", N, "--max-new-tokens", 8,
-            "--rollout-batch-size", N, "--dtype", "float32", "-r", "accuracy", "-r", "format", "--workers", 1,
+            "--engine-batch-size", N, "--dtype", "float32", "-r", "accuracy", "-r", "format", "--workers", 1,
             "--no-correct-only", "--keep-truncated", "--max-mixed", 1, "--allow-code-blocks", "--dedup", "none",
             "--max-steps", STEPS, "--batch-size", 2, "-q"]
 
@@ -160,7 +169,7 @@ def test_distill(tiny: str, prompts, tmp_path: Path) -> None:
         for stage in STAGES:
             if stage not in first and progress[stage]() > 0:
                 first[stage] = now
-            if stage not in done and (reference / f"{stage}.done").exists():
+            if stage not in done and _finished(reference, stage):
                 done[stage] = now
         time.sleep(0.01)
     assert proc.returncode == 0, (tmp_path / "reference.log").read_text()[-3000:]
@@ -196,8 +205,8 @@ def test_distill(tiny: str, prompts, tmp_path: Path) -> None:
         assert len(got) == PROMPTS * N, (name, kills)
         _assert_exactly_once(got, expected)
     for stage in STAGES:
-        assert (out / f"{stage}.done").exists() and not (out / f"{stage}.started").exists(), stage
-    assert not list(out.glob("*.part"))
+        assert _finished(out, stage), stage
+    assert not list(out.glob("*.part")) and not list(out.glob("*.part.r1.json")) and not list(out.glob("*.lock"))
     assert (out / "student" / "model.safetensors").is_file()
     steps = [json.loads(line)["step"] for line in (out / "student" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, STEPS + 1)), steps  # a restarted training does not log a step twice

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1cli import select_filters as filters
+from r1cli import reject_filters as filters
 from r1cli.errors import BadInput
 from r1cli.templates import strip_think
 
@@ -122,7 +122,7 @@ class SelectStats:
 
 def select(located: Iterable[tuple[str, dict[str, Any]]], policy: SelectPolicy,
            stats: SelectStats | None = None) -> Iterator[dict[str, Any]]:
-    """The SFT-ready records `policy` keeps, from `(where, record)` pairs as `r1cli.io.iter_records` yields them.
+    """The SFT-ready records `policy` keeps, from `(where, record)` pairs as `r1cli.sources.iter_records` yields them.
 
     Groups come out in input order, and so do a group's kept records. Raises BadInput naming
     `where` when a group id reappears after another group, when a record lacks `completion` or
@@ -143,7 +143,7 @@ def select_groups(located: Iterable[tuple[str, dict[str, Any]]], policy: SelectP
 
 
 def grouped(located: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Contiguous runs of records with the same `id` (derived from `prompt` when absent, as `r1cli.io.prompt_id`).
+    """Contiguous runs of records with the same `id` (derived from `prompt` when absent, as `r1cli.prompts.prompt_id`).
 
     >>> [[w for w, _ in g] for g in grouped([("1", {"id": "a"}), ("2", {"id": "a"}), ("3", {"id": "b"})])]
     [['1', '2'], ['3']]
@@ -175,7 +175,7 @@ def _group_key(where: str, record: dict[str, Any]) -> str:
     if rid is not None:
         return str(rid)
     if "prompt" in record:
-        from r1cli.io import prompt_id
+        from r1cli.prompts import prompt_id
 
         return prompt_id(record["prompt"])
     raise BadInput(f"{where}: no 'id' (nor 'prompt' to derive it from)",

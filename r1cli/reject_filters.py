@@ -2,7 +2,7 @@ r"""Readability and near-duplicate checks of `r1 reject-sample`: pure functions 
 
 R1 (§2.3.3) filters its rejection-sampled data: "we have filtered out chain-of-thought with mixed
 languages, long paragraphs, and code blocks". The paper gives no thresholds; these functions
-measure, and `r1cli.select.SelectPolicy` holds the thresholds:
+measure, and `r1cli.reject_sampling.SelectPolicy` holds the thresholds:
 
 - `mixed_share`: the share of the CoT's words outside its main script (or the target
   language's scripts). Words are cut as the language reward cuts them

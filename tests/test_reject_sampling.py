@@ -1,12 +1,12 @@
-"""Rejection-sampling policies (r1cli.select) and their pure checks (r1cli.select_filters), as tables."""
+"""Rejection-sampling policies (r1cli.reject_sampling) and their pure checks (r1cli.reject_filters), as tables."""
 
 import itertools
 
 import pytest
 
-from r1cli import select_filters as f
+from r1cli import reject_filters as f
 from r1cli.errors import BadInput
-from r1cli.select import REASONS, SelectPolicy, SelectStats, _IdSet, drop_reason, grouped, select, select_group, sft_record
+from r1cli.reject_sampling import REASONS, SelectPolicy, SelectStats, _IdSet, drop_reason, grouped, select, select_group, sft_record
 
 OK = "<think>Two plus two is four.</think><answer>4</answer>"
 LONG = ("We start from two apples, add two more apples one at a time, count every apple in the basket "
