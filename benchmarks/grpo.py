@@ -38,17 +38,37 @@ def _common(args: argparse.Namespace, out: str) -> dict:
             "seed": 0}
 
 
+GENERATION_SECONDS: list[float] = []  # one entry per generation call of the child's run
+
+
+def _timed(fn):
+    """`fn`, adding each call's seconds to GENERATION_SECONDS."""
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            GENERATION_SECONDS.append(time.perf_counter() - t0)
+    return wrapper
+
+
 def _result(log_history: list[dict], wall: float) -> dict:
     steps = [e["step_time"] for e in log_history if "step_time" in e]
     later = steps[1:] or steps
+    gen = GENERATION_SECONDS[1:] or GENERATION_SECONDS  # one generation per step (steps_per_generation 1)
     return {"s_per_step": sum(later) / len(later), "first_step_s": steps[0] if steps else None, "wall_s": wall,
+            "gen_s_per_step": sum(gen) / len(gen) if gen else None,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": len(steps)}
 
 
 def child_r1(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     from r1cli.cli.grpo import run
+    from r1cli.training import generation
     from r1cli.training.grpo import GRPOSettings, iter_metrics
+
+    if args.generation == "r1":
+        generation.R1Rollout.__call__ = _timed(generation.R1Rollout.__call__)
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "prompts.jsonl"
@@ -82,6 +102,7 @@ def child_trl(args: argparse.Namespace) -> dict:
         fns = [to_trl(r) for r in rewards.resolve(["accuracy", "format"])]
         trainer = GRPOTrainer(model=resolve_model(args.model), reward_funcs=fns, args=config,
                               train_dataset=Dataset.from_list(rows))
+        trainer.model.generate = _timed(trainer.model.generate)  # TRL's generation: one batched generate
         trainer.train()
         trainer.save_model(config.output_dir)
         wall = time.perf_counter() - t0
@@ -122,10 +143,14 @@ def main() -> None:
         trl, r1 = results["trl"], results["r1"]
         print(f"model {args.model}, r1 generation {args.generation}: {args.steps} steps of {prompts} prompts × "
               f"{generations} generations × {tokens} tokens")
-        print(f"{'':10}{'s/step':>10}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}")
+        print(f"{'':10}{'s/step':>10}{'gen s/step':>12}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}")
         for name, row in (("TRL", trl), ("r1 grpo", r1)):
-            print(f"{name:10}{row['s_per_step']:>10.2f}{row['first_step_s']:>12.2f}{row['wall_s']:>10.1f}"
+            gen = "-" if row["gen_s_per_step"] is None else f"{row['gen_s_per_step']:.2f}"
+            print(f"{name:10}{row['s_per_step']:>10.2f}{gen:>12}{row['first_step_s']:>12.2f}{row['wall_s']:>10.1f}"
                   f"{row['rss_mb']:>13.0f}")
+        if trl["gen_s_per_step"] and r1["gen_s_per_step"]:
+            print(f"generation alone, TRL / r1: {trl['gen_s_per_step'] / r1['gen_s_per_step']:.2f}×; share of "
+                  f"TRL's step spent generating: {trl['gen_s_per_step'] / trl['s_per_step']:.0%}")
         print(f"TRL / r1 s/step: {trl['s_per_step'] / r1['s_per_step']:.2f}× (target ≥ 1.3× with r1 generation); "
               f"r1 / TRL peak RSS: {r1['rss_mb'] / trl['rss_mb']:.3f}× (target ≤ 1.05×)")
         report.append({"size": size, "results": results})

@@ -43,6 +43,7 @@ if ((quick)); then
   n_train=32 n_test=8 difficulty=1
   eval_n=2 tokens=24                     # samples per question, tokens per completion (all stages)
   zero_steps=2 rl_steps=2 lr=2e-5 temp=0.9
+  eval_every=1 eval_train_n=1            # held-out pass@1 during GRPO: every N steps, K samples
   rs_prompts=8 rs_n=2                    # rejection sampling: prompts × samples from R1-Zero
   sft_args=(--max-steps 2 --batch-size 4 --learning-rate 5e-5)
   # random weights are never right, so R1's rules keep nothing; the second policy keeps anything
@@ -53,6 +54,7 @@ else
   n_train=1024 n_test=50 difficulty=1
   eval_n=4 tokens=96
   zero_steps=60 rl_steps=30 lr=2e-5 temp=0.9   # ~25 s/step at 2 prompts × 4 × 96 tokens
+  eval_every=10 eval_train_n=2           # held-out pass@1 during GRPO: every N steps, K samples
   rs_prompts=64 rs_n=4
   sft_args=(--epochs 2 --batch-size 4 --learning-rate 5e-5)
   # R1's rules (correct, not finished by the length limit, readable), ≤ 64 SFT examples; if no
@@ -162,7 +164,8 @@ EOF
   r1 grpo -m "$from" --data "$out/data/train.jsonl" -c "$out/grpo.yaml" "${prompting[@]}" "${rewards[@]}" \
     --reward-arg format.strict=false \
     -n 4 --batch-size 8 --max-completion-length "$tokens" --temperature "$temp" --learning-rate "$lr" \
-    --beta 0.001 --max-steps "$steps" --seed 0 -o "$out/$name" --resume -q
+    --beta 0.001 --max-steps "$steps" --seed 0 -o "$out/$name" --resume -q \
+    --eval-data "$out/data/arithmetic-test.jsonl" --eval-every "$eval_every" --eval-samples "$eval_train_n"
 }
 
 report() {  # curves of both GRPO runs, the table of the four evaluations
