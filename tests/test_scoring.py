@@ -295,8 +295,10 @@ next(scored)
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_workers_die_with_their_parent(how):
+    # SIGINT at its default even where the suite runs with it ignored (a background job, nohup)
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WORKER_PIDS)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2, proc.stderr.read()

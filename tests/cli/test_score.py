@@ -165,8 +165,13 @@ def test_rollout_then_score_on_the_tiny_model(tiny_model):
 
 
 def _score_process(stdin, *args):
+    # Ctrl-C must reach it even where the suite itself runs with SIGINT ignored (a background job, nohup)
     return subprocess.Popen([sys.executable, "-m", "r1cli", "score", *args], stdin=stdin, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _gone(pids, within=5.0):
