@@ -1,10 +1,12 @@
 """A thinking-budget sweep against a single run at its largest budget, and against one run per budget.
 
-    python benchmarks/think_budget.py [--prompts 16] [--samples 4] [--budgets 16,32,64,128] [--answer-tokens 48]
+    python benchmarks/think_budget.py [--prompts 16] [--samples 4] [--budgets 16,32,64,128] [--answer-budget 48]
 
 SmolLM2-135M-Instruct (the packaged default), the r1-zero template with `<think>` prefilled,
-T=0.6, top-p 0.95, answers ending at `</answer>` (or after --answer-tokens past the largest
-budget). Three measurements in one process, after a warm-up, on the same prompts and seeds:
+T=0.6, top-p 0.95, answers ending at `</answer>` or after --answer-budget tokens past the think
+block, at every budget (`--answer-budget 0`: no allowance, answers run to the largest budget +
+48 tokens in total, the setting before answer budgets existed). Three measurements in one
+process, after a warm-up, on the same prompts and seeds:
 
 - single: one run at the largest budget (the cost a sweep is compared with);
 - sweep:  `generate_budgets` over every budget (one decode; smaller budgets fork from the prefix);
@@ -27,7 +29,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--budgets", default="16,32,64,128")
-    parser.add_argument("--answer-tokens", type=int, default=48)
+    parser.add_argument("--answer-budget", type=int, default=48, help="tokens after the think block (0: none)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-separate", action="store_true", help="skip the one-run-per-budget measurement")
@@ -47,8 +49,9 @@ def main() -> None:
     records = list(generate("arithmetic", args.prompts, seed=1))
     prompts = [render(r["prompt"], "r1-zero", prefill="<think>") for r in records]
     keys = [r["id"] for r in records]
-    params = SamplingParams(n=args.samples, max_new_tokens=max(budgets) + args.answer_tokens, seed=0,
-                            stop=("</answer>",), think_close=think_close("r1-zero"))
+    params = SamplingParams(n=args.samples, max_new_tokens=max(budgets) + (args.answer_budget or 48), seed=0,
+                            stop=("</answer>",), think_close=think_close("r1-zero"),
+                            answer_budget=args.answer_budget or None)
 
     def tokens(gens) -> int:
         return sum(c.completion_tokens for g in gens for c in g.completions)
@@ -69,7 +72,8 @@ def main() -> None:
         _, separate_s = timed("one run per budget", lambda: {
             b: engine.generate(prompts, replace(params, think_budget=b), keys=keys) for b in budgets})
     same = sum(a == b for g, h in zip(single, sweep[max(budgets)]) for a, b in zip(g.completions, h.completions))
-    print(f"{args.prompts} prompts × {args.samples} samples, budgets {budgets}, dtype "
+    print(f"{args.prompts} prompts × {args.samples} samples, budgets {budgets}, answer budget "
+          f"{params.answer_budget}, dtype "
           f"{str(engine.model.dtype).removeprefix('torch.')}")
     print(f"{'':22}{'seconds':>9}{'× single':>10}")
     for name, took in (("single (largest)", single_s), ("sweep (shared)", sweep_s), ("one run per budget", separate_s)):
@@ -79,6 +83,7 @@ def main() -> None:
     print(json.dumps({
         "model": args.model, "dtype": str(engine.model.dtype).removeprefix("torch."), "prompts": args.prompts,
         "samples": args.samples, "budgets": budgets, "max_new_tokens": params.max_new_tokens,
+        "answer_budget": params.answer_budget,
         "single_s": round(single_s, 2), "single_tokens": tokens(single),
         "single_tok_per_s": round(tokens(single) / single_s, 1),
         "sweep_s": round(sweep_s, 2), "sweep_tokens": sum(tokens(g) for g in sweep.values()),

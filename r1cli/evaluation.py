@@ -478,6 +478,7 @@ class EvalSettings:
     protocol: str | None = None
     think_budget: tuple[int, ...] | None = None  # one budget, or a sweep
     min_think: int | None = None
+    answer_budget: int | None = None  # tokens after the think block, at every budget
     stop: tuple[str, ...] = ()
     model_revision: str | None = None  # the hub commit, or "sha256:…" of a local folder's files
 
@@ -498,7 +499,8 @@ class EvalSettings:
         budget = self.think_budget[0] if self.think_budget and len(self.think_budget) == 1 else None
         return SamplingParams(n=samples or self.samples, max_new_tokens=self.max_new_tokens,
                               temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed,
-                              think_budget=budget, min_think=self.min_think, stop=tuple(self.stop))
+                              think_budget=budget, min_think=self.min_think,
+                              answer_budget=self.answer_budget, stop=tuple(self.stop))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -509,7 +511,7 @@ class EvalSettings:
         if self.from_files:  # nothing was sampled: the sampling settings would be made up
             for key in ("model", "engine", "template", "system", "prefill", "samples", "temperature", "top_p", "top_k",
                         "max_new_tokens", "dtype", "batch_size", "instruction", "limit", "think_budget", "min_think",
-                        "model_revision", "stop"):
+                        "answer_budget", "model_revision", "stop"):
                 out.pop(key)
         return out
 

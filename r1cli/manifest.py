@@ -65,6 +65,8 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any], *, may_change: C
     ['b.c', 'b.d']
     >>> differences({"max_steps": 2, "seed": 0}, {"max_steps": 5, "seed": 0}, may_change={"max_steps"})
     []
+    >>> differences({"seed": 0}, {"seed": 0, "answer_budget": None})  # added since, and off
+    []
     """
     return sorted(_walk(old, new, "", frozenset(may_change)), key=lambda c: c.key)
 
@@ -75,6 +77,8 @@ def _walk(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, skip: fro
         if name in skip:
             continue
         a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if (a is _MISSING and b is None) or (a is None and b is _MISSING):  # added since, and off: the same run
+            continue
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             yield from _walk(a, b, name + ".", skip)
         elif _normal(a) != _normal(b):

@@ -35,7 +35,7 @@ def settings_from(args):
              "answer_field": None, "extract_answer": None, "engine": EngineChoice("hf"), "template": None, "system": None,
              "prefill": None, "samples": 4, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_new_tokens": 512,
              "seed": 0, "pass_k": None, "limit": None, "instruction": None,
-             "protocol": "r1", "think_budget": None, "min_think": None, "stop": None, **args}
+             "protocol": "r1", "think_budget": None, "min_think": None, "answer_budget": None, "stop": None, **args}
     return _settings(flags)
 
 

@@ -21,7 +21,7 @@ def eng(tiny_model):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"think_budget": 0}, "think_budget"), ({"min_think": 0}, "min_think"),
-    ({"think_budget": 4, "min_think": 8}, "more than think_budget"),
+    ({"think_budget": 4, "min_think": 8}, "more than think_budget"), ({"answer_budget": 0}, "answer_budget"),
 ])
 def test_sampling_params_refuse_bad_budgets(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -43,6 +43,25 @@ def test_budget_closes_the_think_block_at_exactly_n_tokens(eng, budget):
         assert completion.think_tokens == budget and completion.forced == "close"
         assert completion.answer_tokens == budget + 10 - budget - len(ids)
         assert completion.text.count("</think>") == 1
+
+
+@pytest.mark.parametrize("budget, allowance", [(1, 1), (4, 3), (6, 9)])
+def test_answer_budget_ends_the_answer_after_n_tokens(eng, budget, allowance):
+    params = SamplingParams(n=2, max_new_tokens=60, think_budget=budget, think_close=CLOSE, answer_budget=allowance,
+                            ignore_eos=True, seed=1)
+    rows = eng._decode([eng.encode(OPEN_PROMPT)] * 2, [1, 2], params)
+    for row in rows:
+        c = eng._complete(row, params)
+        assert (c.think_tokens, c.answer_tokens, c.forced) == (budget, allowance, "close")
+        assert c.completion_tokens == budget + len(close_ids(eng)) + allowance and c.finish_reason == "length"
+
+
+def test_answer_budget_counts_from_the_models_own_close(eng, monkeypatch):
+    params = SamplingParams(max_new_tokens=40, temperature=0, answer_budget=5, ignore_eos=True)
+    row, c = scripted_run(eng, monkeypatch, 3, params)
+    tag = eng.tokenizer("</think>", add_special_tokens=False)["input_ids"]
+    assert (c.think_tokens, c.answer_tokens, c.forced) == (3, 5, None)
+    assert len(row.tokens) == 3 + len(tag) + 5 and c.finish_reason == "length"
 
 
 def test_no_think_block_means_no_forcing(eng):
@@ -119,6 +138,19 @@ def test_a_sweep_shares_the_prefix_and_decodes_once(eng, monkeypatch):
     assert same >= 3  # fp32: a fork can change a batch's float rounding, and a near-tie flip a draw
 
 
+def test_a_sweep_gives_every_budget_its_own_answer_budget(eng, monkeypatch):
+    params = SamplingParams(n=2, max_new_tokens=80, think_close=CLOSE, answer_budget=4, ignore_eos=True, seed=5)
+    calls = []
+    forward = type(eng)._forward
+    monkeypatch.setattr(eng, "_forward", lambda *a, **k: calls.append(1) or forward(eng, *a, **k))
+    sweep = generate_budgets(eng, [OPEN_PROMPT], params, [2, 6, 12], keys=["a"])
+    monkeypatch.undo()
+    assert len(calls) <= 12 + len(close_ids(eng)) + 4  # the decode ends when the largest budget has answered
+    for b in (2, 6, 12):
+        for c in sweep[b][0].completions:
+            assert (c.think_tokens, c.answer_tokens, c.finish_reason) == (b, 4, "length")
+
+
 def test_rollout_records_carry_think_fields(tiny_model):
     row = {"id": "q", "prompt": "Compute 2 + 3.", "answer": "5"}
     result = runner.invoke(app, ["rollout", "-m", tiny_model, "--template", "r1-zero", "--prefill", "<think>",
@@ -150,6 +182,22 @@ def test_eval_sweep_reports_mean_think_tokens_per_budget(tiny_model, tmp_path):
     assert settings["model_revision"].startswith("sha256:") and settings["protocol"] is None
     assert {"r1cli", "torch", "transformers"} <= set(results["versions"])
     assert "think" in result.stderr and "avg@2" in result.stderr
+    assert settings["answer_budget"] is None
+
+
+def test_eval_answer_budget_reaches_every_budget_and_results(tiny_model, tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"id": "q", "prompt": "Compute 1 + 1.", "answer": "2"}) + "\n")
+    result = runner.invoke(app, ["eval", "-m", tiny_model, "--data", str(data), "--template", "r1-zero",
+                                 "--prefill", "<think>", "-n", "2", "--max-new-tokens", "40", "--think-budget", "3,6",
+                                 "--answer-budget", "2", "--dtype", "float32", "--workers", "0",
+                                 "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["settings"]["answer_budget"] == 2
+    for path in (tmp_path / "out").glob("*.jsonl"):
+        for r in map(json.loads, path.read_text().splitlines()):
+            assert r["answer_tokens"] <= 2 and r["completion_tokens"] <= r["think_budget"] + 8 + 2
 
 
 @pytest.mark.parametrize("args, message", [
@@ -198,6 +246,33 @@ def test_openai_budget_is_two_requests(tiny_model):
     assert bodies[1]["prompt"] == "Q <think>" + " w" * 6 + CLOSE  # continued from the forced close
     c = gen.completions[0]
     assert c.forced == "close" and c.think_tokens == 6 and c.text.startswith(" w" * 6 + CLOSE)
+
+
+def test_openai_answer_budget_caps_the_second_request(tiny_model):
+    from r1cli.engines.openai import OpenAIEngine
+
+    scripted = ScriptedServer([" w"] * 50)
+    with scripted.server as server:
+        eng = OpenAIEngine(tiny_model, base_url=server.url)
+        (gen,) = eng.generate(["Q <think>"], SamplingParams(max_new_tokens=30, think_budget=6, think_close=CLOSE,
+                                                            answer_budget=5), keys=["k"])
+    assert [b["max_tokens"] for _, b, _ in server.requests] == [6, 5]
+    c = gen.completions[0]
+    assert c.forced == "close" and c.finish_reason == "length" and c.text.endswith(CLOSE + "ans" * 5)
+
+
+def test_openai_answer_budget_cuts_an_answer_the_first_request_ran_past(tiny_model):
+    from r1cli.engines.openai import OpenAIEngine
+
+    scripted = ScriptedServer([" w"] * 3 + ["</think>"] + [" a"] * 40)
+    with scripted.server as server:
+        eng = OpenAIEngine(tiny_model, base_url=server.url)
+        (gen,) = eng.generate(["Q <think>"], SamplingParams(max_new_tokens=30, answer_budget=4), keys=["k"])
+    assert len(server.requests) == 1  # nothing was left to ask for
+    c = gen.completions[0]
+    answer = c.text.split("</think>", 1)[1]
+    assert len(eng._tokenizer_or_fail()(answer, add_special_tokens=False)["input_ids"]) == 4
+    assert c.finish_reason == "length" and c.forced is None
 
 
 @pytest.mark.slow
@@ -255,5 +330,8 @@ def test_vllm_budget_is_two_generate_calls(monkeypatch, tiny_model):
     assert sp2[0].max_tokens == 40 - 8 - close_n
     c = gen.completions[0]
     assert c.forced == "close" and c.think_tokens == 8 and c.completion_tokens == 40 and CLOSE in c.text
+    (gen,) = eng.generate(["a long prompt <think>"], SamplingParams(max_new_tokens=40, think_budget=8, think_close=CLOSE,
+                                                                   answer_budget=3), keys=["k"])
+    assert FakeLLM.instances[-1].calls[-1][2][0].max_tokens == 3
     with pytest.raises(EngineUnavailable, match="--min-think"):
         eng.generate(["x <think>"], SamplingParams(min_think=2), keys=["k"])

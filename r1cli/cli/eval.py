@@ -14,7 +14,7 @@ from r1cli.cli._common import (
     TemplateOpt, complete_model, err, progress_bar, reward_params, summary,
 )
 from r1cli.cli._engine import EngineArg, build_engine, with_engine_options
-from r1cli.cli.rollout import MaxNewTokensOpt, TemperatureOpt, TopKOpt, TopPOpt
+from r1cli.cli.rollout import AnswerBudgetOpt, MaxNewTokensOpt, TemperatureOpt, TopKOpt, TopPOpt
 
 DataOpt = Annotated[
     list[str] | None,
@@ -64,6 +64,7 @@ def eval_cmd(
     pass_k: PassKOpt = None,
     think_budget: ThinkBudgetOpt = None,
     min_think: MinThinkOpt = None,
+    answer_budget: AnswerBudgetOpt = None,
     protocol: ProtocolOpt = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, which it keeps, as in r1 rollout (repeatable; e.g. </answer> with --template r1-zero).")] = None,
     template: TemplateOpt = None,
@@ -167,7 +168,7 @@ def _settings(flags: dict[str, Any]) -> Any:
             max_new_tokens=flags["max_new_tokens"], seed=flags["seed"], pass_k=_ks(flags["pass_k"]),
             dtype=options.get("dtype"), batch_size=options.get("batch_size") or 64, limit=flags["limit"],
             instruction=flags["instruction"], from_files=tuple(flags["from_files"] or ()), protocol=protocol,
-            think_budget=budgets, min_think=flags["min_think"], stop=tuple(flags["stop"] or ()))
+            think_budget=budgets, min_think=flags["min_think"], answer_budget=flags["answer_budget"], stop=tuple(flags["stop"] or ()))
     except ValueError as exc:
         hint = "--min-think" if "min-think" in str(exc) else "--pass-k"
         raise typer.BadParameter(str(exc), param_hint=hint) from None

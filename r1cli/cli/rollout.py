@@ -23,6 +23,12 @@ ThinkBudgetOpt = Annotated[
                  help="Budget forcing: after N tokens inside <think> the engine closes it (</think> and the answer "
                       "opening of the template) and the answer follows within --max-new-tokens."),
 ]
+AnswerBudgetOpt = Annotated[
+    int | None,
+    typer.Option("--answer-budget", min=1, metavar="N",
+                 help="At most N tokens after the think block (forced or not); the completion then ends as "
+                      "'length'. With a budget sweep, each budget's answer gets its own N."),
+]
 MinThinkOpt = Annotated[
     int | None,
     typer.Option("--min-think", min=1, metavar="M",
@@ -46,6 +52,7 @@ def rollout_cmd(
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
     think_budget: ThinkBudgetOpt = None,
     min_think: MinThinkOpt = None,
+    answer_budget: AnswerBudgetOpt = None,
     engine: EngineArg = "hf",  # type: ignore[assignment]  # --engine and its options: an EngineChoice
     split: SplitOpt = None,
     prompt_field: PromptFieldOpt = None,
@@ -71,7 +78,7 @@ def rollout_cmd(
     try:
         params = SamplingParams(n=samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                 top_k=top_k, seed=seed, stop=tuple(stop or ()), think_budget=think_budget,
-                                min_think=min_think)
+                                min_think=min_think, answer_budget=answer_budget)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     job = RolloutJob(model=model, engine=engine, sampling=params, template=template, system=system, prefill=prefill,

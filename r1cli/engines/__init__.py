@@ -42,10 +42,13 @@ class SamplingParams:
     # Budget forcing (s1, Muennighoff et al. 2025): after `think_budget` tokens inside the think
     # block the engine appends `think_close` itself; a `</think>` before `min_think` tokens is
     # replaced by "Wait". `think_close` None: "</think>\n\n" (the rollout layer sets the
-    # template's, e.g. "</think>\n<answer>" for r1-zero).
+    # template's, e.g. "</think>\n<answer>" for r1-zero). `answer_budget`: at most this many
+    # tokens after the think block (after the forced close, or after the model's own
+    # `</think>`), within max_new_tokens; the completion then ends with finish_reason "length".
     think_budget: int | None = None
     min_think: int | None = None
     think_close: str | None = None
+    answer_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -62,13 +65,15 @@ class SamplingParams:
             raise ValueError(f"think_budget must be ≥ 1, got {self.think_budget}")
         if self.min_think is not None and self.min_think < 1:
             raise ValueError(f"min_think must be ≥ 1, got {self.min_think}")
+        if self.answer_budget is not None and self.answer_budget < 1:
+            raise ValueError(f"answer_budget must be ≥ 1, got {self.answer_budget}")
         if self.think_budget is not None and self.min_think is not None and self.min_think > self.think_budget:
             raise ValueError(f"min_think ({self.min_think}) is more than think_budget ({self.think_budget})")
 
     @property
     def tracks_thinking(self) -> bool:
         """Whether the engine counts think tokens (and forces the block's end or extension)."""
-        return self.think_budget is not None or self.min_think is not None
+        return self.think_budget is not None or self.min_think is not None or self.answer_budget is not None
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,11 @@ class HFEngine:
         keys = list(keys) if keys is not None else [str(i) for i in range(len(encoded))]
         rows = sorted(((i, s) for i in range(len(encoded)) for s in range(params.n)), key=lambda r: len(encoded[r[0]]))
         results: dict[tuple[int, int, int], Completion] = {}
-        step = max(1, self.batch_size // len(sweep))  # forks grow a batch up to len(sweep)x
+        # a batch starts with batch_size rows, as a single run's does; each row's forks join it for
+        # as long as they answer (--answer-budget bounds that). Starting batch_size / len(sweep)
+        # rows instead, to cap the forks' peak, cost 1.6x: decode steps are memory-bound, so four
+        # batches of 16 rows take nearly four times one batch of 64 (benchmarks/think_budget.py)
+        step = self.batch_size
         for start in range(0, len(rows), step):
             batch = rows[start : start + step]
             seeds = [sample_seed(params.seed, keys[i], s) for i, s in batch]
@@ -207,7 +211,7 @@ class HFEngine:
                     if row.tokens[-1] != values[j] or hide:  # a too-early close became "Wait"
                         values[j] = row.tokens[-1]
                         row.logprobs[-1] = self._forced_logprob(logits[j], values[j], params)
-                    if len(row.tokens) < params.max_new_tokens:
+                    if len(row.tokens) < params.max_new_tokens and not _answered(row, params):
                         index.append(j)
                         hides.append(hide)
                         for fork in forks:
@@ -279,6 +283,12 @@ class HFEngine:
         if end is not None and not params.ignore_eos:
             return Completion(text=text, finish_reason="stop", completion_tokens=end + 1)
         return Completion(text=text, finish_reason="length", completion_tokens=len(tokens))
+
+
+def _answered(row: Any, params: SamplingParams) -> bool:
+    """Whether the row wrote its whole answer allowance (`answer_budget` tokens after the think block)."""
+    return (params.answer_budget is not None and row.answer_start is not None
+            and len(row.tokens) - row.answer_start >= params.answer_budget)
 
 
 def _by_origin(rows: list[Any], count: int) -> list[list[Any]]:

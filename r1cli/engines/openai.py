@@ -414,7 +414,7 @@ class OpenAIEngine:
         the completion (a prompt that ends in `<think>` puts the whole first request inside the
         block). Each request's seed is derived from the sample's, so a sample stays reproducible.
         """
-        plain = replace(params, think_budget=None, min_think=None)
+        plain = replace(params, think_budget=None, min_think=None, answer_budget=None)
         budget = params.think_budget or params.max_new_tokens
         close = params.think_close or DEFAULT_THINK_CLOSE
         text, used, forced, think, first = "", 0, None, None, None
@@ -443,13 +443,21 @@ class OpenAIEngine:
                 used += self._count_text(close)
                 break
         finish = answer.finish_reason
-        if used < params.max_new_tokens and (forced == "close" or finish == "length"):
-            rest = self._sample_once(continued(prompt, text), replace(plain, max_new_tokens=params.max_new_tokens - used),
-                                     seed + 1000)
+        allowance = params.answer_budget if params.answer_budget is not None else params.max_new_tokens
+        written = 0  # answer tokens already in `text`
+        if forced != "close" and params.answer_budget is not None and "</think>" in text:  # closed by the model
+            after = text.find("</think>") + len("</think>")
+            written = self._count_text(text[after:])
+            if written >= allowance:  # the first request's answer ran past the allowance: cut it there
+                text = text[:after] + self._head(text[after:], allowance)
+                used, written, finish = used - (written - allowance), allowance, "length"
+        want = min(params.max_new_tokens - used, allowance - written)
+        if want > 0 and (forced == "close" or finish == "length"):
+            rest = self._sample_once(continued(prompt, text), replace(plain, max_new_tokens=want), seed + 1000)
             text += rest.text
             used += rest.completion_tokens if rest.completion_tokens is not None else self._count_text(rest.text)
             finish = rest.finish_reason
-        elif used >= params.max_new_tokens:
+        elif used >= params.max_new_tokens or written >= allowance:
             finish = "length"
         think = think if think is not None else used
         return Answer(text=text, finish_reason=finish, prompt_tokens=first.prompt_tokens, completion_tokens=used,
@@ -578,6 +586,11 @@ class OpenAIEngine:
                                             f"tokenizer of -m {self.model} cannot be loaded: {exc.message}",
                                             hint="give -m as the served model's hub id or local folder") from None
             return self._tokenizer
+
+    def _head(self, text: str, tokens: int) -> str:
+        """The first `tokens` tokens of `text` (the model's tokenizer)."""
+        tokenizer = self._tokenizer_or_fail()
+        return tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"][:tokens])
 
     def _count_text(self, text: str) -> int:
         return len(self._tokenizer_or_fail()(text, add_special_tokens=False)["input_ids"])

@@ -214,26 +214,34 @@ class VLLMEngine:
                                                                                seeds[r])) for r in requests],
                                   use_tqdm=False)
         close_tokens = len(self.tokenizer(close, add_special_tokens=False)["input_ids"])
+        allowance = params.answer_budget if params.answer_budget is not None else params.max_new_tokens
         state = {}
-        todo = []
+        todo: dict[tuple[int, int], int] = {}  # sample → max_tokens of its second call
         for r, out in zip(requests, first):
             o = out.outputs[0]
             used = len(o.token_ids)
             if "</think>" not in o.text and o.finish_reason == "length" and used + close_tokens < params.max_new_tokens:
                 state[r] = (out, o.text + close, used, used, "close")
-                todo.append(r)
+                todo[r] = min(params.max_new_tokens - used - close_tokens, allowance)
             else:
                 cut = o.text.find("</think>")
                 think = used if cut == -1 else len(self.tokenizer(o.text[:cut], add_special_tokens=False)["input_ids"])
                 state[r] = (out, o.text, used, think, None)
-                if cut != -1 and o.finish_reason == "length" and used < params.max_new_tokens:
-                    todo.append(r)  # closed by itself within the budget: the answer goes on
+                if cut == -1:
+                    continue
+                after = cut + len("</think>")
+                answer = self.tokenizer(o.text[after:], add_special_tokens=False)["input_ids"]
+                if len(answer) >= allowance:  # the answer ran past --answer-budget in the first call: cut it
+                    text = o.text[:after] + self.tokenizer.decode(answer[:allowance])
+                    state[r] = (out, text, used - (len(answer) - allowance), think, None, "length")
+                elif o.finish_reason == "length" and used < params.max_new_tokens:
+                    # closed by itself within the budget: the answer goes on
+                    todo[r] = min(params.max_new_tokens - used, allowance - len(answer))
         if todo:
             more = self.llm.generate(
                 [texts[r[0]] + state[r][1] for r in todo],
-                [self._vllm.SamplingParams(**sampling_kwargs(replace(
-                    params, max_new_tokens=params.max_new_tokens - state[r][2] - (close_tokens if state[r][4] else 0)),
-                    seeds[r] ^ 1)) for r in todo], use_tqdm=False)
+                [self._vllm.SamplingParams(**sampling_kwargs(replace(params, max_new_tokens=room), seeds[r] ^ 1))
+                 for r, room in todo.items()], use_tqdm=False)
             for r, out in zip(todo, more):
                 first_out, text, used, think, forced = state[r]
                 o = out.outputs[0]
