@@ -163,3 +163,19 @@ def test_both_generation_paths_see_the_same_prompts_and_rewards(tmp_path, tiny_m
             assert call["completions"] == tokenizer.batch_decode(call["completion_ids"], skip_special_tokens=True)
     for key in ("prompts", "answers"):
         assert [c[key] for c in seen["r1"]] == [c[key] for c in seen["trl"]]
+
+
+@pytest.mark.parametrize("flag, field", [("--think-budget", "think_budget"), ("--answer-budget", "answer_budget")])
+def test_budgets_need_r1_generation_and_reach_the_sampling(tmp_path, tiny_model, flag, field):
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(__import__("json").dumps(r) + "\n" for r in PROMPTS))
+    flags = {"model": tiny_model, "data": str(data), "reward": ("accuracy",), "output": str(tmp_path / "o"),
+             field: 6}
+    with pytest.raises(R1Error, match=f"{flag} needs r1 generation"):
+        GRPOSettings.build({**flags, "generation": "trl"})
+    with pytest.raises(R1Error, match=f"{flag} must be at least 1"):
+        GRPOSettings.build({**flags, field: 0})
+    settings = GRPOSettings.build(flags)
+    rollout = R1Rollout(think_budget=settings.think_budget, answer_budget=settings.answer_budget, template="r1-zero")
+    args = grpo.grpo_config(settings)
+    assert getattr(rollout.params(args), field) == 6

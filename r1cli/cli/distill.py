@@ -12,7 +12,7 @@ from r1cli.cli._common import (
     SystemOpt, TemplateOpt, complete_model, progress_bar, reward_params, summary,
 )
 from r1cli.cli._engine import EngineArg, build_engine, with_engine_options
-from r1cli.cli.rollout import MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt
+from r1cli.cli.rollout import AnswerBudgetOpt, MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt
 from r1cli.cli.score import TimeoutOpt, WorkersOpt
 from r1cli.cli.sft import (
     BatchSizeOpt, ConfigOpt, EpochsOpt, GradAccumOpt, LearningRateOpt, LoraOpt, MaxLengthOpt, MaxStepsOpt,
@@ -40,6 +40,7 @@ def distill_cmd(
     top_p: TopPOpt = 0.95,
     top_k: TopKOpt = 0,
     think_budget: ThinkBudgetOpt = None,
+    answer_budget: AnswerBudgetOpt = None,
     seed: DistillSeedOpt = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -92,7 +93,7 @@ def distill_cmd(
         r1 distill --teacher tiny --student ./student --data prompts.jsonl -o out --no-correct-only --max-steps 3
     """
     if method == "on-policy":
-        unused = {"--think-budget": think_budget, "--lora": lora, "--packing": packing, "--max-length": max_length,
+        unused = {"--think-budget": think_budget, "--answer-budget": answer_budget, "--lora": lora, "--packing": packing, "--max-length": max_length,
                   "--num-processes": num_processes if num_processes > 1 else None}
         _on_policy(teacher=teacher, student=student, output=output, data=data, template=template, system=system,
                    prefill=prefill, split=split, prompt_field=prompt_field, config=config, quiet=quiet,
@@ -110,7 +111,8 @@ def distill_cmd(
     names = [s.partition(":")[0].strip() for s in specs]
     try:
         sampling = SamplingParams(n=samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                  top_k=top_k, seed=seed or 0, think_budget=think_budget)
+                                  top_k=top_k, seed=seed or 0, think_budget=think_budget,
+                                  answer_budget=answer_budget)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     sft_flags = {"epochs": epochs, "learning_rate": learning_rate, "max_length": max_length, "packing": packing,

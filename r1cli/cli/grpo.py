@@ -53,6 +53,7 @@ def grpo_cmd(
     generation: _opt(str, "--generation", help="Who generates: r1 (r1's hf engine on the policy, the default) or trl (TRL's own; also with --use-vllm).") = None,
     engine: EngineArg = "hf",  # type: ignore[assignment]  # r1 generation's engine options
     think_budget: _opt(int, "--think-budget", min=1, metavar="N", help="Budget forcing in r1 generation: close the think block after N tokens (</think> and the template's answer opening).") = None,
+    answer_budget: _opt(int, "--answer-budget", min=1, metavar="N", help="r1 generation: end a completion N tokens after its think block (finish 'length').") = None,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="End a completion at this string, as in r1 rollout (repeatable; r1 generation).")] = None,
     importance_sampling_level: _opt(str, "--importance-sampling-level", help="token, or sequence = GSPO: one importance ratio per sequence.") = None,
     scale_rewards: _opt(str, "--scale-rewards", help="Advantage scaling: group std (TRL default), batch std, or none (Dr. GRPO).") = None,
@@ -100,6 +101,7 @@ def grpo_cmd(
         "epsilon_high": epsilon_high, "max_steps": max_steps, "epochs": epochs, "batch_size": batch_size,
         "grad_accum": grad_accum, "seed": seed, "use_vllm": use_vllm, "vllm_mode": vllm_mode,
         "generation": generation, "stop": tuple(stop) if stop else None, "think_budget": think_budget,
+        "answer_budget": answer_budget,
         "generation_options": engine.given() or None,
         "importance_sampling_level": importance_sampling_level, "scale_rewards": scale_rewards,
         "mask_truncated": mask_truncated, "top_entropy_quantile": top_entropy_quantile, "entropy_coef": entropy_coef,

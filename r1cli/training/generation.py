@@ -139,9 +139,11 @@ class R1Rollout:
     """TRL's `rollout_func`: `rollout(prompts, trainer)` → prompt ids, completion ids, log-probs."""
 
     def __init__(self, *, stop: Sequence[str] = (), options: HFOptions | Any = None, bf16: bool | None = None,
-                 think_budget: int | None = None, template: str | None = None) -> None:
+                 think_budget: int | None = None, answer_budget: int | None = None,
+                 template: str | None = None) -> None:
         self.stop = tuple(stop)
         self.think_budget = think_budget  # budget forcing (s1): the engine closes the think block itself
+        self.answer_budget = answer_budget  # tokens after the think block
         self.template = template
         self.options = HFOptions.of(options)  # the hf engine's: --engine-batch-size, --dtype
         self.bf16 = bf16
@@ -152,7 +154,7 @@ class R1Rollout:
         """TRL's sampling settings; the step and sample index enter each completion's seed through its key."""
         return SamplingParams(n=1, max_new_tokens=args.max_completion_length, temperature=args.temperature,
                               top_p=args.top_p, top_k=args.top_k or 0, seed=args.seed, stop=self.stop,
-                              think_budget=self.think_budget,
+                              think_budget=self.think_budget, answer_budget=self.answer_budget,
                               think_close=think_close(self.template or "chat") if self.think_budget else None)
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:

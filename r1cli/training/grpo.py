@@ -79,6 +79,7 @@ class GRPOSettings(TrainSettings):
     generation: str | None = None  # r1 (default) or trl; see training/generation.py
     stop: tuple[str, ...] = ()
     think_budget: int | None = None  # budget forcing in r1 generation (SamplingParams.think_budget)
+    answer_budget: int | None = None  # tokens after the think block (SamplingParams.answer_budget)
     generation_options: Mapping[str, Any] = field(default_factory=dict)  # r1 generation's hf engine: batch_size, dtype
     stall_steps: int = STALL_STEPS
 
@@ -89,17 +90,19 @@ class GRPOSettings(TrainSettings):
     TUPLES: ClassVar[tuple[str, ...]] = ("reward", "stop")
 
     def __post_init__(self) -> None:
-        if resolve_generation(self.generation, self.trl) == "trl" and self.think_budget is not None:
-            raise R1Error("--think-budget needs r1 generation: TRL's own generation (--generation trl, vLLM, "
-                          "continuous batching) cannot close a think block mid-decode",
-                          hint="drop --generation trl / --use-vllm, or drop --think-budget")
+        for flag, value in (("--think-budget", self.think_budget), ("--answer-budget", self.answer_budget)):
+            if resolve_generation(self.generation, self.trl) == "trl" and value is not None:
+                raise R1Error(f"{flag} needs r1 generation: TRL's own generation (--generation trl, vLLM, "
+                              "continuous batching) cannot end a think block or an answer mid-decode",
+                              hint=f"drop --generation trl / --use-vllm, or drop {flag}")
         if self.generation_options:
             if resolve_generation(self.generation, self.trl) == "trl":
                 raise R1Error("--engine-batch-size and --dtype set r1 generation's engine; TRL generates here",
                               hint="drop them, or --generation trl / --use-vllm")
             HFOptions.of(self.generation_options)  # a bad value: BadOption naming the flag
-        if self.think_budget is not None and self.think_budget < 1:
-            raise R1Error(f"--think-budget must be at least 1, got {self.think_budget}")
+        for flag, value in (("--think-budget", self.think_budget), ("--answer-budget", self.answer_budget)):
+            if value is not None and value < 1:
+                raise R1Error(f"{flag} must be at least 1, got {value}")
         if not self.reward:
             raise R1Error("no reward selected", hint="add -r NAME, e.g. -r accuracy -r format")
         if self.dynamic_sampling_rounds < 1:
@@ -320,7 +323,7 @@ def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbac
         from r1cli.training.generation import R1Rollout
 
         rollout = R1Rollout(stop=settings.stop, options=settings.generation_options, think_budget=settings.think_budget,
-                            template=settings.template)
+                             answer_budget=settings.answer_budget, template=settings.template)
     with warnings.catch_warnings():
         # TRL calls rollout_func experimental; r1 pins TRL 1.16, whose contract it follows
         warnings.filterwarnings("ignore", message=".*'rollout_func'.*", category=UserWarning)
