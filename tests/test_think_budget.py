@@ -330,8 +330,8 @@ def test_vllm_budget_is_two_generate_calls(monkeypatch, tiny_model):
     assert sp2[0].max_tokens == 40 - 8 - close_n
     c = gen.completions[0]
     assert c.forced == "close" and c.think_tokens == 8 and c.completion_tokens == 40 and CLOSE in c.text
-    (gen,) = eng.generate(["a long prompt <think>"], SamplingParams(max_new_tokens=40, think_budget=8, think_close=CLOSE,
-                                                                   answer_budget=3), keys=["k"])
+    capped = SamplingParams(max_new_tokens=40, think_budget=8, think_close=CLOSE, answer_budget=3)
+    eng.generate(["a long prompt <think>"], capped, keys=["k"])
     assert FakeLLM.instances[-1].calls[-1][2][0].max_tokens == 3
     with pytest.raises(EngineUnavailable, match="--min-think"):
         eng.generate(["x <think>"], SamplingParams(min_think=2), keys=["k"])

@@ -12,7 +12,9 @@ from r1cli.cli._common import (
     SystemOpt, TemplateOpt, complete_model, progress_bar, reward_params, summary,
 )
 from r1cli.cli._engine import EngineArg, build_engine, with_engine_options
-from r1cli.cli.rollout import AnswerBudgetOpt, MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt
+from r1cli.cli.rollout import (
+    AnswerBudgetOpt, MaxNewTokensOpt, SamplesOpt, TemperatureOpt, ThinkBudgetOpt, TopKOpt, TopPOpt,
+)
 from r1cli.cli.score import TimeoutOpt, WorkersOpt
 from r1cli.cli.sft import (
     BatchSizeOpt, ConfigOpt, EpochsOpt, GradAccumOpt, LearningRateOpt, LoraOpt, MaxLengthOpt, MaxStepsOpt,
@@ -93,7 +95,8 @@ def distill_cmd(
         r1 distill --teacher tiny --student ./student --data prompts.jsonl -o out --no-correct-only --max-steps 3
     """
     if method == "on-policy":
-        unused = {"--think-budget": think_budget, "--answer-budget": answer_budget, "--lora": lora, "--packing": packing, "--max-length": max_length,
+        unused = {"--think-budget": think_budget, "--answer-budget": answer_budget, "--lora": lora,
+                  "--packing": packing, "--max-length": max_length,
                   "--num-processes": num_processes if num_processes > 1 else None}
         _on_policy(teacher=teacher, student=student, output=output, data=data, template=template, system=system,
                    prefill=prefill, split=split, prompt_field=prompt_field, config=config, quiet=quiet,

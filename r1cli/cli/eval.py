@@ -168,7 +168,8 @@ def _settings(flags: dict[str, Any]) -> Any:
             max_new_tokens=flags["max_new_tokens"], seed=flags["seed"], pass_k=_ks(flags["pass_k"]),
             dtype=options.get("dtype"), batch_size=options.get("batch_size") or 64, limit=flags["limit"],
             instruction=flags["instruction"], from_files=tuple(flags["from_files"] or ()), protocol=protocol,
-            think_budget=budgets, min_think=flags["min_think"], answer_budget=flags["answer_budget"], stop=tuple(flags["stop"] or ()))
+            think_budget=budgets, min_think=flags["min_think"], answer_budget=flags["answer_budget"],
+            stop=tuple(flags["stop"] or ()))
     except ValueError as exc:
         hint = "--min-think" if "min-think" in str(exc) else "--pass-k"
         raise typer.BadParameter(str(exc), param_hint=hint) from None
