@@ -73,6 +73,21 @@ def _is_messages(prompt: Any) -> bool:
     )
 
 
+def question_texts(prompt: Any, system: Any = None) -> list[str]:
+    """The texts a model was shown: the prompt (every message's content of a chat prompt) and `system`.
+
+    >>> question_texts([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}], "x")
+    ['Be brief.', '2+2?', 'x']
+    """
+    if isinstance(prompt, str):
+        texts = [prompt]
+    elif isinstance(prompt, list):
+        texts = [m.get("content") for m in prompt if isinstance(m, dict)]
+    else:
+        texts = []
+    return [t for t in [*texts, system] if isinstance(t, str) and t]
+
+
 def render(prompt: str | list[dict[str, str]], template: str, *, system: str | None = None,
            prefill: str | None = None) -> str | list[dict[str, str]]:
     """Apply `template` to a prompt: text for `r1-zero`/`none`, chat messages for `chat`.

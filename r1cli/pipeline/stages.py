@@ -208,12 +208,16 @@ class ScoreJob:
         return rewards.resolve(list(self.rewards), self.reward_params)
 
     def spec(self, source: Source, built: Iterable[Any]) -> Spec:
+        from r1cli.rewards import RULES
+
+        # reward_rules: the built-in rewards' revision; a file of older verdicts is not continued
         settings = {"rewards": {r.name: r.weight for r in built},  # name → weight in `reward`
                     "reward_params": {k: dict(v) for k, v in self.reward_params.items()}, "split": source.split,
-                    "workers": self.workers, "timeout": self.timeout}
+                    "workers": self.workers, "timeout": self.timeout, "reward_rules": RULES}
         # --timeout decides which slow records score 0.0, so it is a setting of the records; --workers is not
         return Spec("score", settings, frozenset({"workers"}),
-                    flags={"rewards.": "-r ", "reward_params.": "--reward-arg "})
+                    flags={"rewards.": "-r ", "reward_params.": "--reward-arg ",
+                           "reward_rules": "the revision of r1's reward rules (rescore from the start)"})
 
 
 @dataclass

@@ -42,6 +42,7 @@ __all__ = [
     "Factory",
     "Needs",
     "REWARDS",
+    "RULES",
     "Reward",
     "RewardFn",
     "check_reward_fn",
@@ -64,6 +65,12 @@ class _Entry:
     needs: Needs
     summary: str
 
+
+# The revision of the built-in rewards' rules: raised when one of them gives another value for the same
+# record, so that `r1 score --resume` refuses to append new verdicts to a file of old ones.
+# 2: format/tags score a block without content (empty, a placeholder) as no block; math accuracy
+# refuses an answer that restates the question or leaves the arithmetic undone.
+RULES = 2
 
 # The entry points of `r1cli.rewards`: names from the package metadata, modules imported on first use.
 REWARDS = plugins.Registry("r1cli.rewards", "reward")

@@ -5,6 +5,16 @@ followed by the answer in <answer> </answer>. Prompts that already end with "<th
 DeepSeek-R1 chat template, or `--template r1-zero` with a prefilled tag) yield completions
 without the opening tag; both rewards count that tag as present when the record's prompt ends
 with it, or when the record's `prefill` (`r1 rollout --prefill`) holds it.
+
+**A block must hold something.** The template shows its own example, ``<think> reasoning process
+here </think> <answer> answer here </answer>``, and a policy under RL learns to copy it: an
+R1-Zero run on SmolLM2 earned format 1.0 and tags 1.0 from step ~39 with every completion
+``</think> <answer> answer here </answer>`` (examples/r1-mini/results-r1-generation). So a
+think or answer block that is empty, only punctuation, or a placeholder scores as no block:
+`format` 0.0, and the block's two tags earn `tags` nothing. A placeholder (`placeholder`) is a
+block's content made only of the words of r1's templates' examples and the words that frame a
+placeholder ("your", "final", "the"…), or the words of an example block of the record's prompt or
+`system` (two or more words, no digits: a one-word example may be a real answer).
 """
 
 from __future__ import annotations
@@ -13,8 +23,17 @@ import re
 from typing import Any
 
 from r1cli.rewards import RewardFn, register
+from r1cli.templates import question_texts
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_BLOCKS = (("<think>", "</think>"), ("<answer>", "</answer>"))
+_EXAMPLE = re.compile(r"<(think|answer)>(.*?)</\1>", re.DOTALL)
+_WORD = re.compile(r"\w+")
+# the examples of r1's own templates (r1cli.templates.R1_ZERO), and words that only frame them
+_PLACEHOLDER_WORDS = frozenset(
+    "reasoning process here answer "
+    "your my the final step by thinking thoughts thought think solution steps goes put write "
+    "insert text content response output result".split())
 _STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _LENIENT = re.compile(r".*?<think>(.*?)</think>\s*<answer>(.*?)</answer>.*", re.DOTALL)
 
@@ -53,6 +72,55 @@ def _one_each(text: str) -> bool:
     return all(text.count(tag) == 1 for tag in _TAGS)
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.casefold() for w in _WORD.findall(text))
+
+
+def _examples(prompt: Any, system: Any) -> frozenset[tuple[str, ...]]:
+    """The words of each example block of two or more words, without digits, in the prompt's texts
+    and `system` (a one-word example may be a real answer: a few-shot prompt's `<answer>yes</answer>`)."""
+    found = set()
+    for text in question_texts(prompt, system):
+        if "</" in text:
+            for m in _EXAMPLE.finditer(text):
+                words = _words(m.group(2))
+                if len(words) >= 2 and not any(c.isdigit() for c in m.group(2)):
+                    found.add(words)
+    return frozenset(found)
+
+
+def placeholder(content: str, examples: frozenset[tuple[str, ...]] = frozenset()) -> bool:
+    """Whether a block's content is no content: empty, punctuation only, only placeholder words
+    (r1's templates' example words and their framing words), or the words of one of `examples`.
+
+    >>> [placeholder(c) for c in ("", " ... ", "answer here", "Your final answer", "4", "A", "x + 1 = 5", "∞")]
+    [True, True, True, True, False, False, False, False]
+    >>> placeholder("The sum.", frozenset({("the", "sum")})), placeholder("sum", frozenset({("the", "sum")}))
+    (True, False)
+    """
+    text = content.strip()
+    if not text:
+        return True
+    words = _words(text)
+    if not words:
+        return all(c in ".…?!_-*·,;:'\"`~" or c.isspace() for c in text)
+    return words in examples or all(w in _PLACEHOLDER_WORDS for w in words)
+
+
+def _empty_blocks(text: str, prompt: Any, system: Any) -> list[tuple[str, str]]:
+    """The complete think and answer blocks (one of each tag) whose content is no content."""
+    found, examples = [], None
+    for open_tag, close_tag in _BLOCKS:
+        start, end = text.find(open_tag), text.find(close_tag)
+        if start == -1 or end < start or text.count(open_tag) != 1 or text.count(close_tag) != 1:
+            continue
+        if examples is None:
+            examples = _examples(prompt, system)
+        if placeholder(text[start + len(open_tag):end], examples):
+            found.append((open_tag, close_tag))
+    return found
+
+
 @register("format")
 def format_reward(strict: bool = True) -> RewardFn:
     """1.0 if the completion follows the R1-Zero template <think>…</think><answer>…</answer>, else 0.0.
@@ -71,16 +139,20 @@ def format_reward(strict: bool = True) -> RewardFn:
     >>> text = "Sure! <think>x</think><answer>4</answer>"
     >>> fmt(text), format_reward(strict=False)(text)
     (0.0, 1.0)
+    >>> fmt("<think> reasoning process here </think> <answer> answer here </answer>")
+    0.0
     """
 
-    def reward(completion: str, prompt: Any = None, prefill: Any = None, **_: Any) -> float:
+    def reward(completion: str, prompt: Any = None, prefill: Any = None, system: Any = None, **_: Any) -> float:
         text = with_prefilled_think(completion, prompt, prefill)
         if not strict and "<think>" not in text and "</think>" in text:
             text = "<think>" + text
         if not _one_each(text):
             return 0.0
         pattern = _STRICT if strict else _LENIENT
-        return 1.0 if pattern.fullmatch(text) else 0.0
+        if not pattern.fullmatch(text) or _empty_blocks(text, prompt, system):
+            return 0.0
+        return 1.0
 
     return reward
 
@@ -98,10 +170,13 @@ def tags_reward() -> RewardFn:
     (1.0, 0.5, 0.0)
     >>> tags("<think>a</think><think>b</think><answer>4</answer>")
     0.5
+    >>> tags("<think>x</think><answer> answer here </answer>"), tags("<think></think>4")
+    (0.5, 0.0)
     """
 
-    def reward(completion: str, prompt: Any = None, prefill: Any = None, **_: Any) -> float:
+    def reward(completion: str, prompt: Any = None, prefill: Any = None, system: Any = None, **_: Any) -> float:
         text = with_prefilled_think(completion, prompt, prefill)
-        return 0.25 * sum(text.count(tag) == 1 for tag in _TAGS)
+        empty = {tag for block in _empty_blocks(text, prompt, system) for tag in block}
+        return 0.25 * sum(text.count(tag) == 1 and tag not in empty for tag in _TAGS)
 
     return reward

@@ -18,7 +18,9 @@ text asserts.
 - decimals are rounded relative to their magnitude (math-verify rounds to 6 places, so that
   0.0000001 = 0.0000004): 6 places past the first significant digit of the smallest number;
 - inequalities compare with intervals (``-2 < x < 2`` = ``(-2, 2)``);
-- answers math-verify would stall on (`_guards.stall_reason`) are compared as text.
+- answers math-verify would stall on (`_guards.stall_reason`) are compared as text;
+- answers that equal the gold without solving the question are wrong (`_shortcuts`): arithmetic
+  left undone against a number (``2 + 3`` for ``5``), and the question's own expression.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from r1cli.templates import last_boxed
 from r1cli.verifiers import Extraction, Mode, Verdict, after_think, the_answer_tag
 from r1cli.verifiers._guards import TIMEOUT_S, math_verify_timeout, same_text, stall_reason
+from r1cli.verifiers._shortcuts import is_number, restated, undone_arithmetic
 
 # A predicted answer this much longer than the gold (and over 1,000 characters) is judged wrong
 # unparsed: math-verify would spend its whole timeout on it, for a False verdict anyway.
@@ -410,12 +413,16 @@ def judge_math(gold: str, pred: str, timeout: int = TIMEOUT_S) -> tuple[bool | N
 
     >>> judge_math("3", "x = 4 = 3"), judge_math("3", "x = 3"), judge_math("0.0000004", "0.0000001")
     ((False, 'the equation chain asserts 4 = 3'), (True, None), (False, None))
+    >>> judge_math("5", "2 + 3")
+    (False, 'the answer 2 + 3 leaves the arithmetic undone')
     """
     gold_value = _literal(gold)
     if gold_value is not None:
         pred_value = _literal(pred)
         if pred_value is not None:
             return gold_value == pred_value, None
+    if undone_arithmetic(pred) and is_number(gold):
+        return False, f"the answer {pred} leaves the arithmetic undone"
     too_long = len(pred) > max(_MAX_PRED_CHARS, _MAX_PRED_RATIO * len(gold))
     stalls = None if too_long else stall_reason(_fixed(pred))
     # A literal gold parses: an answer refused unparsed costs no parse at all (the first parse in
@@ -495,6 +502,10 @@ class MathVerifier:
         verdict, why = judge_math(gold, extraction.pred, self.timeout)
         if verdict is None:
             return None
+        if verdict and not same_text(gold, extraction.pred):
+            question = restated(extraction.pred, record)
+            if question is not None:
+                return Verdict(0.0, f"the answer restates the question's {question}")
         return 1.0 if verdict else Verdict(0.0, why)
 
 

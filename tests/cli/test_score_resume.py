@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from r1cli.cli import app
+from r1cli.rewards import RULES
 
 runner = CliRunner()
 
@@ -129,3 +130,14 @@ def test_the_manifest_names_the_settings_and_the_input(out, tmp_path):
     again = score(tmp_path / "copy.jsonl", "a.jsonl", "-r", "accuracy", resume=False)  # same input, same fingerprint
     assert again.exit_code == 0
     assert json.loads((tmp_path / "copy.jsonl.r1.json").read_text())["input"]["sha256"] == manifest["input"]["sha256"]
+
+
+def test_a_file_scored_under_older_reward_rules_is_not_continued(out):
+    """An r1 whose built-in rewards judge differently (rewards.RULES) would append new verdicts to old ones."""
+    manifest = out.parent / "out.jsonl.r1.json"
+    data = json.loads(manifest.read_text())
+    del data["settings"]["reward_rules"]  # written before the rules had a revision
+    manifest.write_text(json.dumps(data))
+    result = score(out, "a.jsonl", "-r", "accuracy")
+    assert result.exit_code == 1, result.output
+    assert f"the revision of r1's reward rules (rescore from the start): none on record, {RULES} now" in result.stderr
