@@ -155,6 +155,20 @@ def test_a_record_without_a_fingerprint_compares_the_data_path(tmp_path):
         _resume(GRPOSettings, flags, {"data": "q.jsonl"}, PROMPTS)
 
 
+def test_a_run_recorded_under_older_reward_rules_is_refused(tmp_path):
+    """A GRPO run is not continued under built-in rewards that judge the same completion differently."""
+    from r1cli.rewards import RULES
+
+    flags = {**GRPO, "output": str(tmp_path / "run")}
+    out = _recorded(GRPOSettings, tmp_path, flags, PROMPTS)
+    record = json.loads((out / "r1_config.json").read_text())
+    assert record["r1"]["reward_rules"] == RULES
+    del record["r1"]["reward_rules"]  # recorded by an r1 from before the rules had a revision
+    (out / "r1_config.json").write_text(json.dumps(record))
+    with pytest.raises(OutputError, match=f"reward_rules: none on record, {RULES} now"):
+        _resume(GRPOSettings, flags, {}, PROMPTS)
+
+
 # ---- real runs on the tiny model ---------------------------------------------------------------------
 
 GRPO_SMALL = ["-r", "format", "-n", "2", "--batch-size", "2", "--max-completion-length", "8", "-q"]

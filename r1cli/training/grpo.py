@@ -129,6 +129,12 @@ class GRPOSettings(TrainSettings):
     def config(self) -> Any:
         return grpo_config(self)
 
+    def to_json(self) -> dict[str, Any]:
+        from r1cli.rewards import RULES
+
+        # the built-in rewards' revision: a run is not continued under rewards that judge differently
+        return {**super().to_json(), "reward_rules": RULES}
+
     def train(self, **options: Any) -> RunResult:
         return train(self, **options)
 
