@@ -94,6 +94,44 @@ def test_blocks_with_content_still_pass(think, answer):
     assert fn("tags")(completion, prompt="Q", prefill="<think>") == 1.0
 
 
+# what the policy wrote next, once the template's own words scored 0 (examples/r1-mini/results-reward-rules),
+# and its neighbours: a filler phrase ending in "here", one block copying the other, words for a number
+DRIFTED = [
+    (" computation here </think> <answer> computation here </answer>\nBased on the previous answer: 6 + 4", "12"),
+    (" computation here </think> <answer> 12 </answer>", "12"),
+    (" the working goes here </think> <answer> 12 </answer>", "12"),
+    (" 6 + 6 = 12 </think> <answer> result here </answer>", "12"),
+    (" 6 + 6 = 12 </think> <answer> Final number goes here. </answer>", "12"),
+    (" 6 + 6 = 12 </think> <answer> computing </answer>", "12"),  # against a number: no digit, no TeX
+    (" 6 + 6 = 12 </think> <answer> the sum </answer>", "12"),
+    (" 6 + 6 = 12 </think> <answer> twelve </answer>", "12"),  # documented: words for a number are no answer
+    (" 12 </think> <answer> 12 </answer>", "12"),  # the think block only repeats the answer
+    (" computing the sum </think> <answer> computing the sum </answer>", "Paris"),
+]
+
+
+@pytest.mark.parametrize(("completion", "gold"), DRIFTED)
+@pytest.mark.parametrize("strict", [True, False])
+def test_what_the_policy_drifted_to_fails_the_format(completion, gold, strict):
+    kwargs = {"prompt": "Compute 6 + 6.", "prefill": "<think>", "answer": gold, "task": "math"}
+    assert fn("format", strict=strict)(completion, **kwargs) == 0.0
+    assert fn("tags")(completion, **kwargs) <= 0.5  # at most the tags of the block that holds something
+
+
+@pytest.mark.parametrize(("completion", "record"), [
+    (" 6 + 6 = 12 </think> <answer> 12 </answer>", {"answer": "12"}),
+    (" 6 + 6 = 12 </think> <answer> \\frac{24}{2} </answer>", {"answer": "12"}),
+    (" 6 + 6 = 12 </think> <answer> x = 12 </answer>", {"answer": "12"}),
+    (" compare the capitals </think> <answer> Paris </answer>", {"answer": "Paris"}),  # a word gold
+    (" compare the capitals </think> <answer> Paris </answer>", {}),  # no gold: any content is content
+    (" look at the options </think> <answer> B </answer>", {"answer": "B", "task": "choice"}),
+    (" 6 + 6 = 12 </think> <answer> twelve </answer>", {"answer": "12", "task": "choice"}),  # not math
+])
+def test_answers_of_the_golds_kind_pass(completion, record):
+    assert fn("format")(completion, prompt="Q", prefill="<think>", **record) == 1.0
+    assert fn("tags")(completion, prompt="Q", prefill="<think>", **record) == 1.0
+
+
 CUSTOM = ("Think inside <think> your scratch work </think>, then give <answer> the final integer </answer>. "
           "Question: {q}")
 

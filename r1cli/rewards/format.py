@@ -9,12 +9,16 @@ with it, or when the record's `prefill` (`r1 rollout --prefill`) holds it.
 **A block must hold something.** The template shows its own example, ``<think> reasoning process
 here </think> <answer> answer here </answer>``, and a policy under RL learns to copy it: an
 R1-Zero run on SmolLM2 earned format 1.0 and tags 1.0 from step ~39 with every completion
-``</think> <answer> answer here </answer>`` (examples/r1-mini/results-r1-generation). So a
-think or answer block that is empty, only punctuation, or a placeholder scores as no block:
-`format` 0.0, and the block's two tags earn `tags` nothing. A placeholder (`placeholder`) is a
-block's content made only of the words of r1's templates' examples and the words that frame a
-placeholder ("your", "final", "the"…), or the words of an example block of the record's prompt or
-`system` (two or more words, no digits: a one-word example may be a real answer).
+``</think> <answer> answer here </answer>`` (examples/r1-mini/results-r1-generation). Once the
+template's words scored 0, the next run wrote ``computation here`` in both blocks
+(examples/r1-mini/results-reward-rules). So a think or answer block without content scores as
+no block: `format` 0.0, and the block's two tags earn `tags` nothing. No content is (`placeholder`):
+empty or only punctuation; only the words of r1's templates' examples and the words that frame a
+placeholder ("your", "final", "the"…); a phrase of at most five words ending in "here"; the words
+of an example block of the record's prompt or `system` (two or more words, no digits: a
+one-word example may be a real answer). And, in `_empty_blocks`: a think block that says only
+what the answer block says, and, for a math record whose gold `answer` is a number, an answer
+block with no digit and no TeX (words are no answer to "Compute 6 + 6.", "twelve" included).
 """
 
 from __future__ import annotations
@@ -93,8 +97,8 @@ def placeholder(content: str, examples: frozenset[tuple[str, ...]] = frozenset()
     """Whether a block's content is no content: empty, punctuation only, only placeholder words
     (r1's templates' example words and their framing words), or the words of one of `examples`.
 
-    >>> [placeholder(c) for c in ("", " ... ", "answer here", "Your final answer", "4", "A", "x + 1 = 5", "∞")]
-    [True, True, True, True, False, False, False, False]
+    >>> [placeholder(c) for c in ("", " ... ", "answer here", "Your final answer", "computation here", "4", "A", "∞")]
+    [True, True, True, True, True, False, False, False]
     >>> placeholder("The sum.", frozenset({("the", "sum")})), placeholder("sum", frozenset({("the", "sum")}))
     (True, False)
     """
@@ -104,20 +108,47 @@ def placeholder(content: str, examples: frozenset[tuple[str, ...]] = frozenset()
     words = _words(text)
     if not words:
         return all(c in ".…?!_-*·,;:'\"`~" or c.isspace() for c in text)
-    return words in examples or all(w in _PLACEHOLDER_WORDS for w in words)
+    if words in examples or all(w in _PLACEHOLDER_WORDS for w in words):
+        return True
+    return len(words) <= 5 and words[-1] == "here"  # "computation here", "the working goes here"
 
 
-def _empty_blocks(text: str, prompt: Any, system: Any) -> list[tuple[str, str]]:
-    """The complete think and answer blocks (one of each tag) whose content is no content."""
-    found, examples = [], None
+def _contents(text: str) -> dict[str, str]:
+    """The content of each complete block (one of each of its tags, in order), by opening tag."""
+    out = {}
     for open_tag, close_tag in _BLOCKS:
         start, end = text.find(open_tag), text.find(close_tag)
-        if start == -1 or end < start or text.count(open_tag) != 1 or text.count(close_tag) != 1:
-            continue
-        if examples is None:
-            examples = _examples(prompt, system)
-        if placeholder(text[start + len(open_tag):end], examples):
-            found.append((open_tag, close_tag))
+        if start != -1 and end > start and text.count(open_tag) == 1 and text.count(close_tag) == 1:
+            out[open_tag] = text[start + len(open_tag):end]
+    return out
+
+
+def _not_a_number(content: str, record: dict[str, Any]) -> bool:
+    """Whether a math record's gold is a number and the answer block holds no digit and no TeX: not an answer."""
+    gold, task = record.get("answer"), record.get("task")
+    if gold is None or task not in (None, "math") or any(c.isdigit() or c == "\\" for c in content):
+        return False
+    from r1cli.verifiers._shortcuts import is_number
+
+    return is_number(str(gold))
+
+
+def _empty_blocks(text: str, prompt: Any, system: Any, record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The complete think and answer blocks whose content is no content.
+
+    Besides `placeholder`: a think block that says only what the answer block says is no reasoning,
+    and against a number (a math record's gold) an answer block without a digit or TeX is no answer.
+    """
+    contents = _contents(text)
+    if not contents:
+        return []
+    examples = _examples(prompt, system)
+    think, answer = contents.get("<think>"), contents.get("<answer>")
+    found = []
+    if think is not None and (placeholder(think, examples) or (answer is not None and _words(think) == _words(answer))):
+        found.append(_BLOCKS[0])
+    if answer is not None and (placeholder(answer, examples) or _not_a_number(answer, record)):
+        found.append(_BLOCKS[1])
     return found
 
 
@@ -143,14 +174,14 @@ def format_reward(strict: bool = True) -> RewardFn:
     0.0
     """
 
-    def reward(completion: str, prompt: Any = None, prefill: Any = None, system: Any = None, **_: Any) -> float:
+    def reward(completion: str, prompt: Any = None, prefill: Any = None, system: Any = None, **record: Any) -> float:
         text = with_prefilled_think(completion, prompt, prefill)
         if not strict and "<think>" not in text and "</think>" in text:
             text = "<think>" + text
         if not _one_each(text):
             return 0.0
         pattern = _STRICT if strict else _LENIENT
-        if not pattern.fullmatch(text) or _empty_blocks(text, prompt, system):
+        if not pattern.fullmatch(text) or _empty_blocks(text, prompt, system, record):
             return 0.0
         return 1.0
 
@@ -174,9 +205,9 @@ def tags_reward() -> RewardFn:
     (0.5, 0.0)
     """
 
-    def reward(completion: str, prompt: Any = None, prefill: Any = None, system: Any = None, **_: Any) -> float:
+    def reward(completion: str, prompt: Any = None, prefill: Any = None, system: Any = None, **record: Any) -> float:
         text = with_prefilled_think(completion, prompt, prefill)
-        empty = {tag for block in _empty_blocks(text, prompt, system) for tag in block}
+        empty = {tag for block in _empty_blocks(text, prompt, system, record) for tag in block}
         return 0.25 * sum(text.count(tag) == 1 and tag not in empty for tag in _TAGS)
 
     return reward
