@@ -6,7 +6,9 @@ Both sides train the same model on the same arithmetic prompts (chat template) w
 rewards (r1's accuracy + format through the TRL adapter), GRPOConfig settings, seed and final
 save; r1 adds its data checks, metrics.jsonl, r1_config.json and callbacks, and generates with
 its own engine (`--generation r1`, the default; `--generation trl` measures r1's overhead over
-TRL's own generation). Sizes are prompts x generations x tokens per step. Each side runs in
+TRL's own generation) and computes each group's prompt once in its training forwards
+(r1cli/training/shared_prefix.py; `--no-shared-prefix` turns that off). Sizes are prompts x
+generations x tokens per step. Each side runs in
 its own process so that peak RSS belongs to it alone. s/step is the mean of TRL's `step_time`
 over the steps after the first (the first carries one-time costs); `wall` is the whole child
 process after start-up: imports, model load, data, training and the final save.
@@ -52,12 +54,18 @@ def _timed(fn):
     return wrapper
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def _result(log_history: list[dict], wall: float) -> dict:
     steps = [e["step_time"] for e in log_history if "step_time" in e]
     later = steps[1:] or steps
     gen = GENERATION_SECONDS[1:] or GENERATION_SECONDS  # one generation per step (steps_per_generation 1)
     return {"s_per_step": sum(later) / len(later), "first_step_s": steps[0] if steps else None, "wall_s": wall,
             "gen_s_per_step": sum(gen) / len(gen) if gen else None,
+            "mean_tokens": _mean([e.get("completions/mean_length", e.get("completion_length")) for e in log_history
+                                  if "completions/mean_length" in e or "completion_length" in e]),
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "steps": len(steps)}
 
 
@@ -75,7 +83,7 @@ def child_r1(args: argparse.Namespace) -> dict:
         data.write_text("".join(json.dumps(r) + "\n" for r in _rows(args.prompts * args.steps)))
         trl = _common(args, str(Path(tmp) / "run"))
         flags = {"model": args.model, "data": str(data), "reward": ("accuracy", "format"), "template": "chat",
-                 "generation": args.generation,
+                 "generation": args.generation, "shared_prefix": args.shared_prefix,
                  **{k: v for k, v in trl.items() if k != "output_dir"}, "output": trl["output_dir"]}
         settings = GRPOSettings.build(flags)
         run(settings, quiet=True)
@@ -116,6 +124,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--sizes", default="2x4x64,2x8x128", help="PROMPTSxGENERATIONSxTOKENS, comma-separated")
     parser.add_argument("--generation", choices=("r1", "trl"), default="r1")
+    parser.add_argument("--shared-prefix", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=64)
@@ -132,7 +141,8 @@ def main() -> None:
     for size in args.sizes.split(","):
         prompts, generations, tokens = (int(x) for x in size.lower().split("x"))
         base = [sys.executable, __file__, "--model", args.model, "--steps", str(args.steps), "--prompts", str(prompts),
-                "--generations", str(generations), "--tokens", str(tokens), "--generation", args.generation]
+                "--generations", str(generations), "--tokens", str(tokens), "--generation", args.generation,
+                "--shared-prefix" if args.shared_prefix else "--no-shared-prefix"]
         results = {}
         for kind in ("trl", "r1"):
             proc = subprocess.run([*base, "--child", kind], capture_output=True, text=True)
@@ -141,13 +151,15 @@ def main() -> None:
                 raise SystemExit(f"the {kind} run failed (exit {proc.returncode})")
             results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
         trl, r1 = results["trl"], results["r1"]
-        print(f"model {args.model}, r1 generation {args.generation}: {args.steps} steps of {prompts} prompts × "
-              f"{generations} generations × {tokens} tokens")
-        print(f"{'':10}{'s/step':>10}{'gen s/step':>12}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}")
+        print(f"model {args.model}, r1 generation {args.generation}, shared prefix {args.shared_prefix}: "
+              f"{args.steps} steps of {prompts} prompts × {generations} generations × {tokens} tokens")
+        print(f"{'':10}{'s/step':>10}{'gen s/step':>12}{'1st step s':>12}{'wall s':>10}{'peak RSS MB':>13}"
+              f"{'mean tokens':>13}")
         for name, row in (("TRL", trl), ("r1 grpo", r1)):
             gen = "-" if row["gen_s_per_step"] is None else f"{row['gen_s_per_step']:.2f}"
+            tokens_ = "-" if row.get("mean_tokens") is None else f"{row['mean_tokens']:.1f}"
             print(f"{name:10}{row['s_per_step']:>10.2f}{gen:>12}{row['first_step_s']:>12.2f}{row['wall_s']:>10.1f}"
-                  f"{row['rss_mb']:>13.0f}")
+                  f"{row['rss_mb']:>13.0f}{tokens_:>13}")
         if trl["gen_s_per_step"] and r1["gen_s_per_step"]:
             print(f"generation alone, TRL / r1: {trl['gen_s_per_step'] / r1['gen_s_per_step']:.2f}×; share of "
                   f"TRL's step spent generating: {trl['gen_s_per_step'] / trl['s_per_step']:.0%}")

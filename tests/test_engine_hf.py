@@ -122,3 +122,39 @@ def test_a_final_assistant_message_is_continued_not_closed(tiny_model):
     prefilled = engine.tokenizer.decode(engine.encode([*user, {"role": "assistant", "content": "<think>"}]))
     assert prefilled.startswith(opened)  # the generation prompt, then the prefill: no end-of-turn after it
     assert prefilled.endswith("<think>")
+
+
+@pytest.mark.parametrize("n, prompts", [(4, ["hello", "a longer prompt here"]), (3, ["same", "same", "other"]),
+                                        (1, ["one", "two"])])
+def test_samples_of_a_prompt_share_its_prefill(tiny_model, monkeypatch, n, prompts):
+    """Each distinct prompt of a batch is prefilled once and its cache copied to its samples; the
+    completions and their log-probs are those of a prefill per row."""
+    from r1cli.engines import hf
+    from r1cli.engines.hf import HFEngine
+
+    engine = HFEngine(tiny_model, batch_size=16)
+    prefilled = []
+    forward = engine._forward
+
+    def spy(input_ids, attention, positions, cache, *, prefill):
+        if prefill:
+            prefilled.append(input_ids.size(0))
+        return forward(input_ids, attention, positions, cache, prefill=prefill)
+
+    monkeypatch.setattr(engine, "_forward", spy)
+    params = SamplingParams(n=n, max_new_tokens=6, temperature=0.8, seed=3)
+    keys = [str(i) for i in range(len(prompts))]
+
+    def run():
+        gens = engine.generate(prompts, params, keys=keys)
+        return [[c.text for c in g.completions] for g in gens], list(engine.last_logprobs)
+
+    shared = run()
+    assert prefilled == [len(set(prompts))]
+    monkeypatch.setattr(hf, "_distinct", lambda ids: (list(range(len(ids))), list(range(len(ids)))))
+    prefilled.clear()
+    alone = run()
+    assert prefilled == [len(prompts) * n]
+    assert shared[0] == alone[0]
+    for a, b in zip(shared[1], alone[1]):
+        assert a == pytest.approx(b, abs=1e-4)

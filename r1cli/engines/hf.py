@@ -187,8 +187,16 @@ class HFEngine:
                 think.start(row, x)
         active = list(rows)  # the row of each batch row still decoding
         cache = DynamicCache(config=self.model.config)
+        # the samples of one prompt share its prefill: each distinct prompt once, then its cache is copied
+        firsts, copies = _distinct(ids)
         with torch.inference_mode():
-            logits = self._forward(input_ids, attention, positions, cache, prefill=True)
+            if len(firsts) < len(ids):
+                pick = torch.tensor(firsts, device=device)
+                logits = self._forward(input_ids[pick], attention[pick], positions[pick], cache, prefill=True)
+                cache.batch_select_indices(torch.tensor(copies, device=device))
+                logits = logits[torch.tensor(copies, device=logits.device)]
+            else:
+                logits = self._forward(input_ids, attention, positions, cache, prefill=True)
             while True:
                 if banned is not None:
                     logits[:, banned] = float("-inf")
@@ -289,6 +297,23 @@ def _answered(row: Any, params: SamplingParams) -> bool:
     """Whether the row wrote its whole answer allowance (`answer_budget` tokens after the think block)."""
     return (params.answer_budget is not None and row.answer_start is not None
             and len(row.tokens) - row.answer_start >= params.answer_budget)
+
+
+def _distinct(ids: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """The first row of each distinct prompt, and for every row the index of its prompt among those.
+
+    >>> _distinct([[1, 2], [3], [1, 2], [1, 2]])
+    ([0, 1], [0, 1, 0, 0])
+    """
+    seen: dict[tuple[int, ...], int] = {}
+    firsts, copies = [], []
+    for r, x in enumerate(ids):
+        key = tuple(x)
+        if key not in seen:
+            seen[key] = len(firsts)
+            firsts.append(r)
+        copies.append(seen[key])
+    return firsts, copies
 
 
 def _by_origin(rows: list[Any], count: int) -> list[list[Any]]:

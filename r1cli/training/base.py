@@ -51,9 +51,10 @@ LAUNCH_FILE = "r1_launch.json"  # what the ranks of --num-processes run; removed
 # which metrics.jsonl's `lr` shows), the save/log/eval cadence, the path to the same folder. The
 # process count may not: the global batch is per-device batch × grad-accum × processes, so another
 # count is another optimisation. The data may move when its content, fingerprinted, is the same. The model, the
-# data's content, rewards, loss and every optimisation setting make it another run.
+# data's content, rewards, loss and every optimisation setting make it another run. shared_prefix changes how
+# the log-probs are computed, not their values (up to float summation order).
 MAY_CHANGE = frozenset({
-    "resume", "eval_every", "stall_steps",
+    "resume", "eval_every", "stall_steps", "shared_prefix",
     "trl.max_steps", "trl.num_train_epochs", "trl.output_dir", "trl.save_steps", "trl.save_total_limit",
     "trl.save_strategy", "trl.logging_steps", "trl.logging_first_step", "trl.logging_dir", "trl.report_to",
     "trl.run_name", "trl.disable_tqdm", "trl.dataloader_num_workers",

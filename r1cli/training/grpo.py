@@ -76,6 +76,7 @@ class GRPOSettings(TrainSettings):
     extract_answer: str | None = None
     dynamic_sampling: bool = False
     dynamic_sampling_rounds: int = DEFAULT_MAX_ROUNDS
+    shared_prefix: bool = True  # each group's prompt computed once in the training forwards (shared_prefix.py)
     generation: str | None = None  # r1 (default) or trl; see training/generation.py
     stop: tuple[str, ...] = ()
     think_budget: int | None = None  # budget forcing in r1 generation (SamplingParams.think_budget)
@@ -302,13 +303,14 @@ def loss_types(config_cls: Any) -> list[str]:
 
 def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbacks: Sequence[Any] = (),
                   tokenizer: Any | None = None) -> Any:
-    """A GRPOTrainer (or its dynamic-sampling subclass) over the prepared prompts."""
+    """A GRPOTrainer (with dynamic sampling, with shared prompts) over the prepared prompts."""
     from transformers.utils import logging as hf_logging
     from trl import GRPOTrainer
 
     from r1cli.models import load_tokenizer, resolve_model
     from r1cli.rewards.trl import PooledRewards
     from r1cli.training.dynamic_sampling import dynamic_sampling_trainer
+    from r1cli.training.shared_prefix import shared_prefix_trainer
 
     hf_logging.disable_progress_bar()
     source = resolve_model(settings.model)
@@ -324,6 +326,8 @@ def build_trainer(settings: GRPOSettings, prepared: Prepared, args: Any, callbac
     cls = GRPOTrainer
     if settings.dynamic_sampling:
         cls = dynamic_sampling_trainer()
+    if settings.shared_prefix:
+        cls = shared_prefix_trainer(cls)
     rollout = None
     if resolve_generation(settings.generation, args.to_dict()) == "r1":
         from r1cli.training.generation import R1Rollout
