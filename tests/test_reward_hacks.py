@@ -75,7 +75,7 @@ def test_tags_gives_no_credit_to_the_tags_of_an_empty_block(completion, expected
 
 @pytest.mark.parametrize(("think", "answer"), [
     ("2 + 3 = 5", "5"),
-    ("2+3", "5"),
+    ("2+3=5", "5"),
     ("Here is the answer: add them.", "5"),  # placeholder words among real ones
     ("Add.", "A"),  # a choice letter is an answer
     ("The limit diverges.", "∞"),
@@ -107,6 +107,12 @@ DRIFTED = [
     (" 6 + 6 = 12 </think> <answer> twelve </answer>", "12"),  # documented: words for a number are no answer
     (" 12 </think> <answer> 12 </answer>", "12"),  # the think block only repeats the answer
     (" computing the sum </think> <answer> computing the sum </answer>", "Paris"),
+    # the third run's drift (results-class-rules): the think block copies the question
+    (" Compute 6 + 6 </think> <answer> 6 + 6 </answer> <str> 6 + 6 </str>", "12"),
+    (" Compute 6 + 6 </think> <answer> 12 </answer>", "12"),
+    (" compute 6+6 = ? </think> <answer> 12 </answer>", "12"),
+    (" 6 + 6 </think> <answer> 12 </answer>", "12"),
+    (" Compute 6 + 6. </think> Compute 6 + 6 <answer> 12 </answer>", "12"),
 ]
 
 
@@ -116,6 +122,17 @@ def test_what_the_policy_drifted_to_fails_the_format(completion, gold, strict):
     kwargs = {"prompt": "Compute 6 + 6.", "prefill": "<think>", "answer": gold, "task": "math"}
     assert fn("format", strict=strict)(completion, **kwargs) == 0.0
     assert fn("tags")(completion, **kwargs) <= 0.5  # at most the tags of the block that holds something
+
+
+@pytest.mark.parametrize("think", ["Compute 6 + 6: 6 + 6 = 12", "6 + 6 is 12", "6+6=12", "twice 6 is 12",
+                                   "Compute 6 + 6 means adding 6 to 6", "12"])
+@pytest.mark.parametrize("prompt", ["Compute 6 + 6.", [{"role": "user", "content": "Compute 6 + 6."}]])
+def test_a_think_block_that_works_on_the_question_passes(think, prompt):
+    """Restating the question and going on is reasoning; only a bare copy of it (or of a piece) is not."""
+    kwargs = {"prompt": prompt, "prefill": "<think>", "answer": "12", "task": "math"}
+    completion = f" {think} </think> <answer> 12 </answer>"
+    assert fn("format", strict=True)(completion, **kwargs) == (0.0 if think == "12" else 1.0)  # "12" repeats the answer
+    assert fn("tags")(completion, **kwargs) == (0.5 if think == "12" else 1.0)
 
 
 @pytest.mark.parametrize(("completion", "record"), [

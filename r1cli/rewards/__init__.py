@@ -70,7 +70,8 @@ class _Entry:
 # record, so that `r1 score --resume` refuses to append new verdicts to a file of old ones.
 # 2: format/tags score a block without content (empty, a placeholder) as no block; math accuracy
 # refuses an answer that restates the question or leaves the arithmetic undone.
-RULES = 2
+# 3: format/tags: a think block that only copies the question (or a piece of it) is no content.
+RULES = 3
 
 # The entry points of `r1cli.rewards`: names from the package metadata, modules imported on first use.
 REWARDS = plugins.Registry("r1cli.rewards", "reward")

@@ -17,8 +17,10 @@ empty or only punctuation; only the words of r1's templates' examples and the wo
 placeholder ("your", "final", "the"…); a phrase of at most five words ending in "here"; the words
 of an example block of the record's prompt or `system` (two or more words, no digits: a
 one-word example may be a real answer). And, in `_empty_blocks`: a think block that says only
-what the answer block says, and, for a math record whose gold `answer` is a number, an answer
-block with no digit and no TeX (words are no answer to "Compute 6 + 6.", "twelve" included).
+what the answer block says or copies the question (the third run's drift: `Compute 1 + 8 / 4
+</think> <answer> 1 + 8 / 4 </answer>`, examples/r1-mini/results-class-rules), and, for a math
+record whose gold `answer` is a number, an answer block with no digit and no TeX (words are no
+answer to "Compute 6 + 6.", "twelve" included).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 _BLOCKS = (("<think>", "</think>"), ("<answer>", "</answer>"))
 _EXAMPLE = re.compile(r"<(think|answer)>(.*?)</\1>", re.DOTALL)
 _WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|[-+*/×÷^()<>]")  # words, numbers and the symbols of an expression; "=", "?", ". " are not
 # the examples of r1's own templates (r1cli.templates.R1_ZERO), and words that only frame them
 _PLACEHOLDER_WORDS = frozenset(
     "reasoning process here answer "
@@ -113,6 +116,27 @@ def placeholder(content: str, examples: frozenset[tuple[str, ...]] = frozenset()
     return len(words) <= 5 and words[-1] == "here"  # "computation here", "the working goes here"
 
 
+def copied(content: str, texts: list[str]) -> bool:
+    """Whether a think block only copies the question, or a piece of it: its words, numbers and
+    operators stand in that order in one of `texts` (case, spacing and other punctuation aside).
+
+    >>> q = ["Compute 1 + 8 / 4."]
+    >>> [copied(t, q) for t in (" Compute 1 + 8 / 4 ", "compute 1+8/4 = ?", "8 / 4", "8/4 = 2, so 1 + 2 = 3")]
+    [True, True, True, False]
+    >>> copied("5 is larger", ["Which is larger, 3 or 5?"]), copied("...", q)
+    (False, False)
+    """
+    tokens = tuple(t.casefold() for t in _TOKEN.findall(content))
+    if not tokens:
+        return False
+    n = len(tokens)
+    for text in texts:
+        shown = tuple(t.casefold() for t in _TOKEN.findall(text))
+        if any(shown[i:i + n] == tokens for i in range(len(shown) - n + 1)):
+            return True
+    return False
+
+
 def _contents(text: str) -> dict[str, str]:
     """The content of each complete block (one of each of its tags, in order), by opening tag."""
     out = {}
@@ -136,8 +160,9 @@ def _not_a_number(content: str, record: dict[str, Any]) -> bool:
 def _empty_blocks(text: str, prompt: Any, system: Any, record: dict[str, Any]) -> list[tuple[str, str]]:
     """The complete think and answer blocks whose content is no content.
 
-    Besides `placeholder`: a think block that says only what the answer block says is no reasoning,
-    and against a number (a math record's gold) an answer block without a digit or TeX is no answer.
+    Besides `placeholder`: a think block that says only what the answer block says, or only copies
+    the question (`copied`), is no reasoning, and against a number (a math record's gold) an answer
+    block without a digit or TeX is no answer.
     """
     contents = _contents(text)
     if not contents:
@@ -145,7 +170,8 @@ def _empty_blocks(text: str, prompt: Any, system: Any, record: dict[str, Any]) -
     examples = _examples(prompt, system)
     think, answer = contents.get("<think>"), contents.get("<answer>")
     found = []
-    if think is not None and (placeholder(think, examples) or (answer is not None and _words(think) == _words(answer))):
+    if think is not None and (placeholder(think, examples) or (answer is not None and _words(think) == _words(answer))
+                              or copied(think, question_texts(prompt, system))):
         found.append(_BLOCKS[0])
     if answer is not None and (placeholder(answer, examples) or _not_a_number(answer, record)):
         found.append(_BLOCKS[1])
