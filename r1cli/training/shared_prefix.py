@@ -29,7 +29,8 @@ from functools import lru_cache
 from typing import Any
 
 NAME = "r1_shared_prefix"  # r1's attention function in transformers' AttentionInterface
-FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "smollm3")  # checked: plain causal attention
+# plain causal attention; the tests run llama
+FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "smollm3")
 MIN_SAVING = 0.05  # pack only when the cost model saves at least this share of the forward
 
 
@@ -251,7 +252,7 @@ def shared_prefix_trainer(base: type) -> type:
     class SharedPrefixTrainer(base):
         def _get_per_token_logps_and_entropies(  # noqa: PLR0913
                 self, model, input_ids, attention_mask, logits_to_keep,  # noqa: ANN001
-                batch_size=None, compute_entropy=False, compute_aux_loss=False, **extra):  # noqa: ANN001, ANN003, ANN202
+                batch_size=None, compute_entropy=False, compute_aux_loss=False, **extra):  # noqa: ANN001,ANN003,ANN202
             cost = None if compute_aux_loss or any(v is not None for v in extra.values()) else _costs_of(self, model)
             if cost is None:
                 return super()._get_per_token_logps_and_entropies(
